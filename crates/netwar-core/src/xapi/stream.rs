@@ -1,0 +1,239 @@
+//! Reading X's streaming endpoints: one JSON object per line, keep-alives in between.
+//!
+//! A connection is only as good as the last byte it delivered. X sends a bare `\r\n` at least
+//! every 20 seconds, so silence beyond the stall timeout (21 s by default) means the connection
+//! is dead even if TCP has not noticed; the reader then reports a network failure and the
+//! caller reconnects on X's schedule (`backoff::ReconnectPolicy`). In-stream disconnect
+//! notices (`operational-disconnect` and friends) end the connection the same way.
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::Error;
+
+use super::backoff::StreamFailure;
+use super::client::{Call, Client, parse_problem, rate_headers};
+use super::endpoint::Endpoint;
+use super::fields::Payload;
+use super::governor::BudgetKey;
+use super::response::{Includes, Problem};
+
+/// A line longer than this is not a tweet: the connection is broken or not a stream.
+const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// One thing the stream delivered.
+#[derive(Debug, Clone)]
+pub enum StreamEvent {
+    Tweet(Box<StreamedTweet>),
+    /// A bare line: the server is alive and has nothing to say.
+    KeepAlive,
+}
+
+/// A tweet with its includes and the rules it matched.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StreamedTweet {
+    pub data: Value,
+    #[serde(default)]
+    pub includes: Includes,
+    #[serde(default)]
+    pub matching_rules: Vec<MatchingRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MatchingRule {
+    pub id: String,
+    #[serde(default)]
+    pub tag: Option<String>,
+}
+
+/// Why a connection ended or could not start, and how X says to react to it.
+#[derive(Debug)]
+pub struct StreamError {
+    pub failure: StreamFailure,
+    pub error: Error,
+}
+
+/// Which stream to connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Filtered,
+    Sample,
+}
+
+/// An open stream.
+pub struct StreamConnection {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: BytesMut,
+    stall_timeout: std::time::Duration,
+    path: &'static str,
+}
+
+impl Client {
+    /// Opens the filtered or sample stream, asking for the whole payload; `backfill_minutes`
+    /// (0–5, where the tier offers it) asks X to replay what was missed while disconnected.
+    pub async fn connect_stream(
+        &self,
+        kind: StreamKind,
+        backfill_minutes: Option<u32>,
+    ) -> Result<StreamConnection, StreamError> {
+        let (endpoint, path) = match kind {
+            StreamKind::Filtered => (Endpoint::FilteredStream, "/2/tweets/search/stream"),
+            StreamKind::Sample => (Endpoint::SampleStream, "/2/tweets/sample/stream"),
+        };
+        let mut call = Call::new(endpoint, path).params(Payload::Tweets.parameters());
+        if let Some(minutes) = backfill_minutes.filter(|minutes| *minutes > 0) {
+            call = call.param("backfill_minutes", minutes.min(5).to_string());
+        }
+
+        let http_error = |error: Error| StreamError {
+            failure: StreamFailure::Http,
+            error,
+        };
+        let pool = self.pool_for(endpoint).map_err(http_error)?;
+        let key = BudgetKey {
+            credential: self.credential_name().to_owned(),
+            pool,
+            bucket: endpoint.bucket(),
+        };
+        self.governor().acquire(&key, endpoint).await;
+
+        let response = match self.dispatch(&call, pool, None).await {
+            Ok(response) => response,
+            Err(message) => {
+                self.governor().complete(&key, None);
+                return Err(StreamError {
+                    failure: StreamFailure::Network,
+                    error: Error::Transport {
+                        method: "GET",
+                        path: path.to_owned(),
+                        attempts: 1,
+                        message,
+                    },
+                });
+            }
+        };
+        self.governor()
+            .complete(&key, Some(rate_headers(response.headers())));
+
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.bytes().await.unwrap_or_default();
+            let failure = if status == 429 {
+                StreamFailure::TooManyRequests
+            } else {
+                StreamFailure::Http
+            };
+            return Err(StreamError {
+                failure,
+                error: Error::Api {
+                    method: "GET",
+                    path: path.to_owned(),
+                    status,
+                    problem: Box::new(parse_problem(&body, status)),
+                },
+            });
+        }
+
+        Ok(StreamConnection {
+            body: response.bytes_stream().boxed(),
+            buffer: BytesMut::new(),
+            stall_timeout: self.stall_timeout(),
+            path,
+        })
+    }
+}
+
+impl std::fmt::Debug for StreamConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamConnection")
+            .field("path", &self.path)
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamConnection {
+    /// The next event; an error ends the connection.
+    pub async fn next_event(&mut self) -> Result<StreamEvent, StreamError> {
+        loop {
+            if let Some(line) = self.take_line() {
+                return self.parse_line(&line);
+            }
+            if self.buffer.len() > MAX_LINE {
+                return Err(self.network("a line exceeded 16 MiB without a line break"));
+            }
+
+            let chunk = match tokio::time::timeout(self.stall_timeout, self.body.next()).await {
+                Err(_) => {
+                    let seconds = self.stall_timeout.as_secs();
+                    return Err(self.network(&format!("no data for {seconds} s (stalled)")));
+                }
+                Ok(None) => return Err(self.network("the server closed the connection")),
+                Ok(Some(Err(error))) => return Err(self.network(&error.to_string())),
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+
+    fn take_line(&mut self) -> Option<Vec<u8>> {
+        let end = self.buffer.iter().position(|byte| *byte == b'\n')?;
+        let mut line = self.buffer.split_to(end + 1).to_vec();
+        while line
+            .last()
+            .is_some_and(|byte| *byte == b'\n' || *byte == b'\r')
+        {
+            line.pop();
+        }
+        Some(line)
+    }
+
+    fn parse_line(&mut self, line: &[u8]) -> Result<StreamEvent, StreamError> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(StreamEvent::KeepAlive);
+        }
+        let value: Value = serde_json::from_slice(line).map_err(|error| {
+            self.network(&format!(
+                "unreadable line ({error}); the connection is corrupt"
+            ))
+        })?;
+
+        if value.get("data").is_some() {
+            let tweet: StreamedTweet = serde_json::from_value(value)
+                .map_err(|error| self.network(&format!("unreadable tweet: {error}")))?;
+            return Ok(StreamEvent::Tweet(Box::new(tweet)));
+        }
+
+        // Without data, a line is a notice; errors in it end the connection.
+        let problem = value
+            .get("errors")
+            .and_then(Value::as_array)
+            .and_then(|errors| errors.first())
+            .and_then(|error| serde_json::from_value::<Problem>(error.clone()).ok())
+            .unwrap_or_default();
+        self.buffer.clear();
+        Err(StreamError {
+            failure: StreamFailure::Http,
+            error: Error::Api {
+                method: "GET",
+                path: self.path.to_owned(),
+                status: 200,
+                problem: Box::new(problem),
+            },
+        })
+    }
+
+    fn network(&self, message: &str) -> StreamError {
+        StreamError {
+            failure: StreamFailure::Network,
+            error: Error::Transport {
+                method: "GET",
+                path: self.path.to_owned(),
+                attempts: 1,
+                message: message.to_owned(),
+            },
+        }
+    }
+}
