@@ -64,6 +64,13 @@ pub enum Error {
         message: String,
     },
 
+    /// A store (SQLite, Redis, Elasticsearch, Neo4j) failed or refused an operation.
+    #[error("{store}: {message}")]
+    Store {
+        store: &'static str,
+        message: String,
+    },
+
     /// The X API answered with a body netwar does not understand.
     #[error("X API answered {method} {path} with an unreadable body: {message}")]
     Decode {
@@ -85,6 +92,13 @@ impl Error {
                 | Error::Credential { .. }
                 | Error::InvalidInput(_)
         )
+    }
+
+    pub(crate) fn store(store: &'static str, error: impl std::fmt::Display) -> Self {
+        Error::Store {
+            store,
+            message: error.to_string(),
+        }
     }
 
     pub(crate) fn io(

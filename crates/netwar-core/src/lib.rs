@@ -14,6 +14,8 @@
 pub mod config;
 pub mod error;
 pub mod secret;
+pub mod model;
+pub mod store;
 pub mod xapi;
 
 pub use error::{Error, Result};
