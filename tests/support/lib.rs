@@ -1,1 +1,9 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests in `tests/`.
+//!
+//! - [`stores`]: fresh, isolated stores of every implementation, for the behaviour suites.
+//! - [`fixtures`]: small hand-made API payloads that cover every tweet kind and entity.
+//! - [`services`]: the addresses of the real servers started by `tests/services/up.sh`.
+
+pub mod fixtures;
+pub mod services;
+pub mod stores;

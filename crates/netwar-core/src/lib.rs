@@ -13,8 +13,8 @@
 
 pub mod config;
 pub mod error;
-pub mod secret;
 pub mod model;
+pub mod secret;
 pub mod store;
 pub mod xapi;
 

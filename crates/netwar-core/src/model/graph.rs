@@ -38,7 +38,9 @@ impl InteractionKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        InteractionKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+        InteractionKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 
     /// The X reference type (`retweeted`, `quoted`, `replied_to`) this kind comes from.
@@ -98,7 +100,10 @@ impl TweetDoc {
                 push(target, kind);
             }
         }
-        if !self.references.iter().any(|reference| reference.kind == "replied_to")
+        if !self
+            .references
+            .iter()
+            .any(|reference| reference.kind == "replied_to")
             && let Some(target) = &self.in_reply_to_user_id
         {
             push(target, InteractionKind::Reply);

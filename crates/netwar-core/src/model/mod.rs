@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use graph::{Follow, GraphSummary, Interaction, InteractionKind, Membership, WeightedEdge};
 pub use tweet::{Reference, TweetDoc, TweetKind};
-pub use user::{ProfileChange, StatusObservation, UserDoc, UserStatus, TRACKED_FIELDS};
+pub use user::{ProfileChange, StatusObservation, TRACKED_FIELDS, UserDoc, UserStatus};
 
 /// How a document came to be captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -125,7 +125,9 @@ fn min_option<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
 
 /// Parses X's time format (`2022-10-07T22:43:18.000Z`) or any RFC 3339 time.
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).ok().map(|time| time.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|time| time.with_timezone(&Utc))
 }
 
 /// Tweet and user ids are decimal strings; as numbers they sort by time (snowflakes).

@@ -118,7 +118,10 @@ impl TweetDoc {
             .flatten()
             .filter_map(|reference| {
                 let id = text_field(reference, "id")?;
-                let author_id = index.tweets.get(id.as_str()).and_then(|t| text_field(t, "author_id"));
+                let author_id = index
+                    .tweets
+                    .get(id.as_str())
+                    .and_then(|t| text_field(t, "author_id"));
                 Some(Reference {
                     kind: text_field(reference, "type")?,
                     id,
@@ -152,7 +155,9 @@ impl TweetDoc {
             })
             .collect();
         let tags = |key: &str| -> Vec<String> {
-            entity_items(&entities, key).filter_map(|item| text_field(item, "tag")).collect()
+            entity_items(&entities, key)
+                .filter_map(|item| text_field(item, "tag"))
+                .collect()
         };
         let urls = entity_items(&entities, "urls")
             .filter_map(|url| text_field(url, "expanded_url").or_else(|| text_field(url, "url")))
@@ -165,14 +170,19 @@ impl TweetDoc {
             .flatten()
             .filter_map(|key| key.as_str().map(str::to_owned))
             .collect();
-        let coordinates = raw.pointer("/geo/coordinates/coordinates").and_then(|point| {
-            let point = point.as_array()?;
-            Some([point.first()?.as_f64()?, point.get(1)?.as_f64()?])
-        });
+        let coordinates = raw
+            .pointer("/geo/coordinates/coordinates")
+            .and_then(|point| {
+                let point = point.as_array()?;
+                Some([point.first()?.as_f64()?, point.get(1)?.as_f64()?])
+            });
 
         let doc_includes = index.referenced_by(raw, &references, &media_keys);
         Some(TweetDoc {
-            created_at: raw.get("created_at").and_then(Value::as_str).and_then(parse_time),
+            created_at: raw
+                .get("created_at")
+                .and_then(Value::as_str)
+                .and_then(parse_time),
             author_username: author.and_then(|user| text_field(user, "username")),
             author_name: author.and_then(|user| text_field(user, "name")),
             author_id,
@@ -190,7 +200,10 @@ impl TweetDoc {
             metrics: raw.get("public_metrics").cloned(),
             source: text_field(raw, "source"),
             possibly_sensitive: raw.get("possibly_sensitive").and_then(Value::as_bool),
-            place_id: raw.pointer("/geo/place_id").and_then(Value::as_str).map(str::to_owned),
+            place_id: raw
+                .pointer("/geo/place_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             coordinates,
             withheld: raw.get("withheld").cloned(),
             raw: raw.clone(),
@@ -202,7 +215,11 @@ impl TweetDoc {
 
     /// Every tweet object of a page (its data and its included tweets) as documents; included
     /// tweets get the provenance `via = include` on top of the page's tags.
-    pub fn from_page(data: &[Value], includes: &Includes, provenance: &Provenance) -> Vec<TweetDoc> {
+    pub fn from_page(
+        data: &[Value],
+        includes: &Includes,
+        provenance: &Provenance,
+    ) -> Vec<TweetDoc> {
         let mut docs: Vec<TweetDoc> = data
             .iter()
             .filter_map(|raw| TweetDoc::from_api(raw, includes, provenance.clone()))
@@ -255,7 +272,11 @@ fn text_field(value: &Value, key: &str) -> Option<String> {
 }
 
 fn entity_items<'a>(entities: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
-    entities.get(key).and_then(Value::as_array).into_iter().flatten()
+    entities
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
 }
 
 /// The includes of a response, indexed by id for the lookups normalisation does.
@@ -354,7 +375,12 @@ mod tests {
     use crate::model::{Via, parse_time};
 
     fn provenance() -> Provenance {
-        Provenance::new(parse_time("2026-02-01T00:00:00Z").unwrap(), Via::Timeline, None, "default")
+        Provenance::new(
+            parse_time("2026-02-01T00:00:00Z").unwrap(),
+            Via::Timeline,
+            None,
+            "default",
+        )
     }
 
     #[test]

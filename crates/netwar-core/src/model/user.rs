@@ -84,9 +84,16 @@ pub struct UserDoc {
 
 impl UserDoc {
     /// Normalises an API user object seen at `observed_at`. `None` without id and username.
-    pub fn from_api(raw: &Value, observed_at: DateTime<Utc>, provenance: Provenance) -> Option<Self> {
+    pub fn from_api(
+        raw: &Value,
+        observed_at: DateTime<Utc>,
+        provenance: Provenance,
+    ) -> Option<Self> {
         let text = |key: &str| raw.get(key).and_then(Value::as_str).map(str::to_owned);
-        let protected = raw.get("protected").and_then(Value::as_bool).unwrap_or(false);
+        let protected = raw
+            .get("protected")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Some(UserDoc {
             id: text("id")?,
             username: text("username")?,
@@ -97,7 +104,10 @@ impl UserDoc {
             profile_image_url: text("profile_image_url"),
             protected,
             verified_type: text("verified_type"),
-            created_at: raw.get("created_at").and_then(Value::as_str).and_then(parse_time),
+            created_at: raw
+                .get("created_at")
+                .and_then(Value::as_str)
+                .and_then(parse_time),
             metrics: raw.get("public_metrics").cloned(),
             status: if protected {
                 UserStatus::Protected
@@ -218,14 +228,23 @@ mod tests {
             json!({"id":"1","username":"a","name":"A","description":"bio","location":"x"}),
             "2026-01-01T00:00:00Z",
         );
-        let partial = doc(json!({"id":"1","username":"a","name":"A"}), "2026-01-02T00:00:00Z");
+        let partial = doc(
+            json!({"id":"1","username":"a","name":"A"}),
+            "2026-01-02T00:00:00Z",
+        );
         assert!(partial.changes_since(&full).is_empty());
     }
 
     #[test]
     fn becoming_protected_is_a_status_change() {
-        let open = doc(json!({"id":"1","username":"a","protected":false}), "2026-01-01T00:00:00Z");
-        let closed = doc(json!({"id":"1","username":"a","protected":true}), "2026-01-02T00:00:00Z");
+        let open = doc(
+            json!({"id":"1","username":"a","protected":false}),
+            "2026-01-01T00:00:00Z",
+        );
+        let closed = doc(
+            json!({"id":"1","username":"a","protected":true}),
+            "2026-01-02T00:00:00Z",
+        );
         let changes = closed.changes_since(&open);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].field, "status");

@@ -26,8 +26,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Follow, GraphSummary, Membership, ProfileChange, Provenance,
-    StatusObservation, TweetDoc, UserDoc, UserStatus, WeightedEdge, parse_time,
+    Follow, GraphSummary, Membership, ProfileChange, Provenance, StatusObservation, TweetDoc,
+    UserDoc, UserStatus, WeightedEdge, parse_time,
 };
 use crate::xapi::Includes;
 
@@ -218,10 +218,12 @@ impl SqliteStore {
                  PRAGMA foreign_keys = OFF;",
             )
             .map_err(|error| Error::store(STORE, error))?;
-        connection.execute_batch(SCHEMA).map_err(|error| Error::Store {
-            store: STORE,
-            message: format!("cannot create the schema in {}: {error}", path.display()),
-        })?;
+        connection
+            .execute_batch(SCHEMA)
+            .map_err(|error| Error::Store {
+                store: STORE,
+                message: format!("cannot create the schema in {}: {error}", path.display()),
+            })?;
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
             path: path.to_path_buf(),
@@ -240,7 +242,9 @@ impl SqliteStore {
     {
         let connection = Arc::clone(&self.connection);
         tokio::task::spawn_blocking(move || {
-            let mut connection = connection.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut connection = connection
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
             work(&mut connection)
         })
         .await
@@ -271,7 +275,8 @@ fn time_text(time: DateTime<Utc>) -> String {
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
-    serde_json::to_string(value).map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))
+    serde_json::to_string(value)
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
@@ -281,7 +286,8 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> 
 }
 
 fn numeric(id: &str) -> rusqlite::Result<i64> {
-    id.parse::<i64>().map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))
+    id.parse::<i64>()
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))
 }
 
 /// Rebuilds a document from the stored raw payload, includes and provenance.
@@ -302,7 +308,11 @@ fn read_tweet(transaction: &Connection, id: i64) -> rusqlite::Result<Option<Twee
     let row = transaction
         .prepare_cached("SELECT raw, includes, provenance FROM tweets WHERE id = ?1")?
         .query_row([id], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
         })
         .optional()?;
     row.map(|(raw, includes, provenance)| rebuild_tweet(&raw, &includes, &provenance))
@@ -392,7 +402,10 @@ fn append_change(transaction: &Transaction<'_>, change: &ProfileChange) -> rusql
     Ok(())
 }
 
-fn write_user(transaction: &Transaction<'_>, user: &UserDoc) -> rusqlite::Result<Vec<ProfileChange>> {
+fn write_user(
+    transaction: &Transaction<'_>,
+    user: &UserDoc,
+) -> rusqlite::Result<Vec<ProfileChange>> {
     let id = numeric(&user.id)?;
     let stored = read_user(transaction, id)?;
 
@@ -446,13 +459,21 @@ fn write_user(transaction: &Transaction<'_>, user: &UserDoc) -> rusqlite::Result
             time_text(user.observed_at),
             to_json(&user)?,
         ])?;
-    transaction.prepare_cached("DELETE FROM users_fts WHERE rowid = ?1")?.execute([id])?;
+    transaction
+        .prepare_cached("DELETE FROM users_fts WHERE rowid = ?1")?
+        .execute([id])?;
     transaction
         .prepare_cached(
             "INSERT INTO users_fts (rowid, username, name, description, location)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![id, user.username, user.name, user.description, user.location])?;
+        .execute(params![
+            id,
+            user.username,
+            user.name,
+            user.description,
+            user.location
+        ])?;
     Ok(changes)
 }
 
@@ -460,7 +481,9 @@ fn write_status(transaction: &Transaction<'_>, seen: &StatusObservation) -> rusq
     let observed = time_text(seen.observed_at);
     let id: Option<i64> = if seen.by_username {
         transaction
-            .prepare_cached("SELECT id FROM users WHERE username = ?1 ORDER BY last_observed_at DESC")?
+            .prepare_cached(
+                "SELECT id FROM users WHERE username = ?1 ORDER BY last_observed_at DESC",
+            )?
             .query_row([&seen.subject], |row| row.get(0))
             .optional()?
     } else {
@@ -476,7 +499,12 @@ fn write_status(transaction: &Transaction<'_>, seen: &StatusObservation) -> rusq
                      observed_at = excluded.observed_at, detail = excluded.detail
                  WHERE excluded.observed_at >= username_status.observed_at",
             )?
-            .execute(params![seen.subject, seen.status.as_str(), observed, seen.detail])?;
+            .execute(params![
+                seen.subject,
+                seen.status.as_str(),
+                observed,
+                seen.detail
+            ])?;
     }
     let Some(id) = id else {
         return Ok(());
@@ -569,7 +597,8 @@ impl Archive for SqliteStore {
         let Ok(id) = id.parse::<i64>() else {
             return Ok(None);
         };
-        self.with(move |connection| read_tweet(connection, id)).await
+        self.with(move |connection| read_tweet(connection, id))
+            .await
     }
 
     async fn user(&self, id: &str) -> Result<Option<StoredUser>> {
@@ -674,29 +703,53 @@ impl Archive for SqliteStore {
                 );
             }
             if let Some(author) = &query.author_id {
-                bind(&mut conditions, "t.author_id = ?", Sql::Integer(numeric(author)?));
+                bind(
+                    &mut conditions,
+                    "t.author_id = ?",
+                    Sql::Integer(numeric(author)?),
+                );
             }
             if let Some(username) = &query.author_username {
                 let name = username.trim_start_matches('@').to_owned();
                 bind(&mut conditions, "t.author_username = ?", Sql::Text(name));
             }
             if let Some(since) = query.since {
-                bind(&mut conditions, "t.created_at >= ?", Sql::Text(time_text(since)));
+                bind(
+                    &mut conditions,
+                    "t.created_at >= ?",
+                    Sql::Text(time_text(since)),
+                );
             }
             if let Some(until) = query.until {
-                bind(&mut conditions, "t.created_at < ?", Sql::Text(time_text(until)));
+                bind(
+                    &mut conditions,
+                    "t.created_at < ?",
+                    Sql::Text(time_text(until)),
+                );
             }
             if let Some(lang) = &query.lang {
                 bind(&mut conditions, "t.lang = ?", Sql::Text(lang.clone()));
             }
             if let Some(links) = query.has_links {
-                bind(&mut conditions, "t.has_links = ?", Sql::Integer(i64::from(links)));
+                bind(
+                    &mut conditions,
+                    "t.has_links = ?",
+                    Sql::Integer(i64::from(links)),
+                );
             }
             if let Some(media) = query.has_media {
-                bind(&mut conditions, "t.has_media = ?", Sql::Integer(i64::from(media)));
+                bind(
+                    &mut conditions,
+                    "t.has_media = ?",
+                    Sql::Integer(i64::from(media)),
+                );
             }
             if let Some(kind) = query.kind {
-                bind(&mut conditions, "t.kind = ?", Sql::Text(kind.as_str().to_owned()));
+                bind(
+                    &mut conditions,
+                    "t.kind = ?",
+                    Sql::Text(kind.as_str().to_owned()),
+                );
             }
             if !conditions.is_empty() {
                 sql.push_str(" WHERE ");
@@ -709,7 +762,11 @@ impl Archive for SqliteStore {
 
             let mut statement = connection.prepare(&sql)?;
             let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
             })?;
             let mut tweets = Vec::new();
             for row in rows {
@@ -723,7 +780,9 @@ impl Archive for SqliteStore {
 
     async fn count_tweets(&self) -> Result<u64> {
         self.with(|connection| {
-            connection.query_row("SELECT count(*) FROM tweets", [], |row| row.get::<_, i64>(0))
+            connection.query_row("SELECT count(*) FROM tweets", [], |row| {
+                row.get::<_, i64>(0)
+            })
         })
         .await
         .map(|count| count as u64)
@@ -731,9 +790,11 @@ impl Archive for SqliteStore {
 
     async fn count_users(&self) -> Result<u64> {
         self.with(|connection| {
-            connection.query_row("SELECT count(*) FROM users WHERE profile IS NOT NULL", [], |row| {
-                row.get::<_, i64>(0)
-            })
+            connection.query_row(
+                "SELECT count(*) FROM users WHERE profile IS NOT NULL",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
         })
         .await
         .map(|count| count as u64)
@@ -745,8 +806,12 @@ impl Archive for SqliteStore {
     }
 }
 
-fn graph_user(transaction: &Transaction<'_>, id: &str, username: Option<&str>, name: Option<&str>)
--> rusqlite::Result<()> {
+fn graph_user(
+    transaction: &Transaction<'_>,
+    id: &str,
+    username: Option<&str>,
+    name: Option<&str>,
+) -> rusqlite::Result<()> {
     transaction
         .prepare_cached(
             "INSERT INTO g_users (id, username, name) VALUES (?1, ?2, ?3)
@@ -758,7 +823,10 @@ fn graph_user(transaction: &Transaction<'_>, id: &str, username: Option<&str>, n
     Ok(())
 }
 
-fn graph_tweet(transaction: &Transaction<'_>, tweet: &TweetDoc) -> rusqlite::Result<Vec<(i64, i64)>> {
+fn graph_tweet(
+    transaction: &Transaction<'_>,
+    tweet: &TweetDoc,
+) -> rusqlite::Result<Vec<(i64, i64)>> {
     let id = numeric(&tweet.id)?;
     if let Some(author) = &tweet.author_id {
         graph_user(
@@ -791,7 +859,10 @@ fn graph_tweet(transaction: &Transaction<'_>, tweet: &TweetDoc) -> rusqlite::Res
                  ON CONFLICT (id) DO UPDATE SET
                      author_id = coalesce(g_tweets.author_id, excluded.author_id)",
             )?
-            .execute(params![target, reference.author_id.as_deref().map(numeric).transpose()?])?;
+            .execute(params![
+                target,
+                reference.author_id.as_deref().map(numeric).transpose()?
+            ])?;
         if let Some(author) = &reference.author_id {
             graph_user(transaction, author, None, None)?;
         }
@@ -805,7 +876,9 @@ fn graph_tweet(transaction: &Transaction<'_>, tweet: &TweetDoc) -> rusqlite::Res
         if let Some(user) = &mention.id {
             graph_user(transaction, user, Some(&mention.username), None)?;
             transaction
-                .prepare_cached("INSERT OR IGNORE INTO g_mentions (tweet_id, user_id) VALUES (?1, ?2)")?
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO g_mentions (tweet_id, user_id) VALUES (?1, ?2)",
+                )?
                 .execute(params![id, numeric(user)?])?;
         }
     }
@@ -878,7 +951,12 @@ impl Graph for SqliteStore {
         let users = users.to_vec();
         self.write(move |transaction| {
             for user in &users {
-                graph_user(transaction, &user.id, Some(&user.username), user.name.as_deref())?;
+                graph_user(
+                    transaction,
+                    &user.id,
+                    Some(&user.username),
+                    user.name.as_deref(),
+                )?;
             }
             Ok(())
         })
@@ -965,7 +1043,10 @@ impl Graph for SqliteStore {
             )?;
             let rows = statement.query_map([min_weight], |row| {
                 let time = |index: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
-                    Ok(row.get::<_, Option<String>>(index)?.as_deref().and_then(parse_time))
+                    Ok(row
+                        .get::<_, Option<String>>(index)?
+                        .as_deref()
+                        .and_then(parse_time))
                 };
                 Ok(WeightedEdge {
                     source_user_id: row.get::<_, i64>(0)?.to_string(),
@@ -1008,17 +1089,23 @@ impl Graph for SqliteStore {
     async fn summary(&self) -> Result<GraphSummary> {
         self.with(|connection| {
             let count = |sql: &str| -> rusqlite::Result<u64> {
-                connection.query_row(sql, [], |row| row.get::<_, i64>(0)).map(|n| n as u64)
+                connection
+                    .query_row(sql, [], |row| row.get::<_, i64>(0))
+                    .map(|n| n as u64)
             };
             let kind = |name: &str| {
-                count(&format!("SELECT count(*) FROM g_references WHERE kind = '{name}'"))
+                count(&format!(
+                    "SELECT count(*) FROM g_references WHERE kind = '{name}'"
+                ))
             };
             Ok(GraphSummary {
                 users: count("SELECT count(*) FROM g_users")?,
                 tweets: count("SELECT count(*) FROM g_tweets")?,
                 hashtags: count("SELECT count(DISTINCT tag) FROM g_hashtags")?,
                 links: count("SELECT count(DISTINCT url) FROM g_links")?,
-                posted: count("SELECT count(*) FROM g_tweets WHERE author_id IS NOT NULL AND stub = 0")?,
+                posted: count(
+                    "SELECT count(*) FROM g_tweets WHERE author_id IS NOT NULL AND stub = 0",
+                )?,
                 mentions: count("SELECT count(*) FROM g_mentions")?,
                 retweets: kind("retweeted")?,
                 quotes: kind("quoted")?,
@@ -1112,7 +1199,14 @@ impl Queue for SqliteStore {
                     "UPDATE q_jobs SET state = 'leased', token = ?3, worker = ?4, taken_at = ?5,
                          expires_at = ?6 WHERE queue = ?1 AND key = ?2",
                 )?
-                .execute(params![queue, key, token, worker, time_text(now), time_text(expires)])?;
+                .execute(params![
+                    queue,
+                    key,
+                    token,
+                    worker,
+                    time_text(now),
+                    time_text(expires)
+                ])?;
             Ok(Some(Lease {
                 queue: queue.clone(),
                 job: Job {
@@ -1137,7 +1231,12 @@ impl Queue for SqliteStore {
                     "UPDATE q_jobs SET expires_at = ?4
                      WHERE queue = ?1 AND key = ?2 AND token = ?3 AND state = 'leased'",
                 )?
-                .execute(params![lease.queue, lease.job.key, lease.token, time_text(expires)])?;
+                .execute(params![
+                    lease.queue,
+                    lease.job.key,
+                    lease.token,
+                    time_text(expires)
+                ])?;
             Ok(changed == 1)
         })
         .await
@@ -1185,7 +1284,9 @@ impl Queue for SqliteStore {
                     "SELECT failures FROM q_jobs WHERE queue = ?1 AND key = ?2 AND token = ?3
                          AND state = 'leased'",
                 )?
-                .query_row(params![lease.queue, lease.job.key, lease.token], |row| row.get(0))
+                .query_row(params![lease.queue, lease.job.key, lease.token], |row| {
+                    row.get(0)
+                })
                 .optional()?;
             let Some(failures) = held else {
                 return Ok(Failure::LeaseLost);
@@ -1303,7 +1404,9 @@ impl Queue for SqliteStore {
         let text = serde_json::to_string(state).map_err(|error| Error::store(STORE, error))?;
         self.write(move |transaction| {
             transaction
-                .prepare_cached("INSERT OR REPLACE INTO q_state (scope, key, state) VALUES (?1, ?2, ?3)")?
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO q_state (scope, key, state) VALUES (?1, ?2, ?3)",
+                )?
                 .execute(params![scope, key, text])?;
             Ok(())
         })
@@ -1313,8 +1416,8 @@ impl Queue for SqliteStore {
     async fn states(&self, scope: &str) -> Result<Vec<(String, CaptureState)>> {
         let scope = scope.to_owned();
         self.with(move |connection| {
-            let mut statement =
-                connection.prepare_cached("SELECT key, state FROM q_state WHERE scope = ?1 ORDER BY key")?;
+            let mut statement = connection
+                .prepare_cached("SELECT key, state FROM q_state WHERE scope = ?1 ORDER BY key")?;
             let rows = statement.query_map([&scope], |row| {
                 let state: String = row.get(1)?;
                 Ok((row.get::<_, String>(0)?, from_json(&state)?))
@@ -1369,7 +1472,10 @@ impl Queue for SqliteStore {
     async fn unlock(&self, name: &str, holder: &str) -> Result<()> {
         let (name, holder) = (name.to_owned(), holder.to_owned());
         self.write(move |transaction| {
-            transaction.execute("DELETE FROM q_locks WHERE name = ?1 AND holder = ?2", params![name, holder])?;
+            transaction.execute(
+                "DELETE FROM q_locks WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
+            )?;
             Ok(())
         })
         .await
@@ -1383,7 +1489,10 @@ mod tests {
 
     #[test]
     fn user_text_never_breaks_the_fts_syntax() {
-        assert_eq!(fts_query("  a \"b\" OR -c "), "\"a\" \"\"\"b\"\"\" \"OR\" \"-c\"");
+        assert_eq!(
+            fts_query("  a \"b\" OR -c "),
+            "\"a\" \"\"\"b\"\"\" \"OR\" \"-c\""
+        );
     }
 
     #[test]
@@ -1395,7 +1504,12 @@ mod tests {
 
     #[test]
     fn tweet_kinds_round_trip_through_their_names() {
-        for kind in [TweetKind::Original, TweetKind::Retweet, TweetKind::Reply, TweetKind::Quote] {
+        for kind in [
+            TweetKind::Original,
+            TweetKind::Retweet,
+            TweetKind::Reply,
+            TweetKind::Quote,
+        ] {
             assert_eq!(TweetKind::parse(kind.as_str()), Some(kind));
         }
     }

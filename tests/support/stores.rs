@@ -1,0 +1,34 @@
+//! Fresh stores of every implementation, each isolated from the other tests.
+
+use std::sync::Arc;
+
+use netwar_core::store::Stores;
+use netwar_core::store::sqlite::SqliteStore;
+
+/// Stores together with what keeps them alive (a temporary directory).
+pub struct TestStores {
+    pub stores: Stores,
+    _guard: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for TestStores {
+    type Target = Stores;
+
+    fn deref(&self) -> &Stores {
+        &self.stores
+    }
+}
+
+/// All three roles in a new SQLite file.
+pub fn sqlite() -> TestStores {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let store = Arc::new(SqliteStore::open(&directory.path().join("netwar.sqlite")).unwrap());
+    TestStores {
+        stores: Stores {
+            queue: store.clone(),
+            archive: store.clone(),
+            graph: store,
+        },
+        _guard: Some(directory),
+    }
+}
