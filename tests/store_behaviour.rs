@@ -530,33 +530,41 @@ async fn a_lock_has_one_holder_until_it_expires(stores: TestStores) {
         .expect("released lock");
 }
 
-/// Instantiates the suite for one implementation: `$module` names it, `$open` is an async
-/// expression giving fresh [`TestStores`].
-macro_rules! behaviour_suite {
-    ($module:ident, $open:expr) => {
-        mod $module {
-            behaviour_suite!(@tests $open;
-                tweets_written_twice_are_stored_once_with_merged_provenance,
-                graph_writes_are_idempotent_and_weights_count_distinct_tweets,
-                profile_changes_are_appended_to_the_history_once,
-                a_handle_never_seen_with_a_profile_keeps_its_last_status,
-                search_finds_words_and_applies_every_filter,
-                a_job_is_queued_once_and_taken_in_order,
-                a_lease_that_expires_returns_the_job_and_voids_the_old_holder,
-                a_job_that_keeps_failing_goes_to_the_dead_letters,
-                capture_state_is_kept_per_scope_and_key,
-                a_lock_has_one_holder_until_it_expires
-            );
-        }
+/// Instantiates the tests of one role for one implementation: `$module` names it, `$open` is
+/// an async expression giving fresh [`TestStores`] whose role under test is that
+/// implementation.
+macro_rules! suite {
+    (archive, $module:ident, $open:expr) => {
+        suite!(@module $module, $open;
+            tweets_written_twice_are_stored_once_with_merged_provenance,
+            profile_changes_are_appended_to_the_history_once,
+            a_handle_never_seen_with_a_profile_keeps_its_last_status,
+            search_finds_words_and_applies_every_filter);
     };
-    (@tests $open:expr; $($test:ident),*) => {
-        $(
-            #[tokio::test]
-            async fn $test() {
-                super::$test($open.await).await;
-            }
-        )*
+    (graph, $module:ident, $open:expr) => {
+        suite!(@module $module, $open;
+            graph_writes_are_idempotent_and_weights_count_distinct_tweets);
+    };
+    (queue, $module:ident, $open:expr) => {
+        suite!(@module $module, $open;
+            a_job_is_queued_once_and_taken_in_order,
+            a_lease_that_expires_returns_the_job_and_voids_the_old_holder,
+            a_job_that_keeps_failing_goes_to_the_dead_letters,
+            capture_state_is_kept_per_scope_and_key,
+            a_lock_has_one_holder_until_it_expires);
+    };
+    (@module $module:ident, $open:expr; $($test:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($open.await).await;
+                }
+            )*
+        }
     };
 }
 
-behaviour_suite!(sqlite, async { netwar_tests::stores::sqlite() });
+suite!(archive, sqlite_archive, async { netwar_tests::stores::sqlite() });
+suite!(graph, sqlite_graph, async { netwar_tests::stores::sqlite() });
+suite!(queue, sqlite_queue, async { netwar_tests::stores::sqlite() });

@@ -9,7 +9,10 @@
 //! Every write is idempotent: the same tweets, users, jobs or edges written twice leave the
 //! same state. That is what makes at-least-once queues and retried batches safe.
 
+pub mod elastic;
+pub mod neo4j;
 pub mod queue;
+pub mod redis;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -144,7 +147,7 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Opens the stores the configuration names. Server stores are added by their modules.
+    /// Opens the stores the configuration names; the embedded roles share one connection.
     pub async fn open(config: &crate::config::Config) -> Result<Stores> {
         use crate::config::StoreKind;
 
@@ -161,14 +164,17 @@ impl Stores {
 
         let queue: Arc<dyn Queue> = match config.store.queue {
             StoreKind::Embedded => embedded_once()?,
+            StoreKind::Redis => redis::connect(&config.redis).await?,
             other => return Err(unsupported("queue", other)),
         };
         let archive: Arc<dyn Archive> = match config.store.archive {
             StoreKind::Embedded => embedded_once()?,
+            StoreKind::Elasticsearch => elastic::connect(&config.elasticsearch).await?,
             other => return Err(unsupported("archive", other)),
         };
         let graph: Arc<dyn Graph> = match config.store.graph {
             StoreKind::Embedded => embedded_once()?,
+            StoreKind::Neo4j => neo4j::connect(&config.neo4j).await?,
             other => return Err(unsupported("graph", other)),
         };
         Ok(Stores {

@@ -32,3 +32,26 @@ pub fn sqlite() -> TestStores {
         _guard: Some(directory),
     }
 }
+
+pub mod neo4j;
+pub mod redis;
+pub mod search;
+
+/// Stores whose queue, archive and graph are SQLite except the ones given.
+pub fn mixed(
+    queue: Option<Arc<dyn netwar_core::store::Queue>>,
+    archive: Option<Arc<dyn netwar_core::store::Archive>>,
+    graph: Option<Arc<dyn netwar_core::store::Graph>>,
+) -> TestStores {
+    let mut base = sqlite();
+    if let Some(queue) = queue {
+        base.stores.queue = queue;
+    }
+    if let Some(archive) = archive {
+        base.stores.archive = archive;
+    }
+    if let Some(graph) = graph {
+        base.stores.graph = graph;
+    }
+    base
+}

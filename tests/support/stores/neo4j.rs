@@ -1,0 +1,1 @@
+//! Fresh neo4j-backed stores for the behaviour suites (being written).

@@ -1,0 +1,1 @@
+//! Fresh redis-backed stores for the behaviour suites (being written).

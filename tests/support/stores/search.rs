@@ -1,0 +1,1 @@
+//! Fresh search-backed stores for the behaviour suites (being written).
