@@ -14,6 +14,7 @@
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod pipeline;
 pub mod secret;
 pub mod store;
 pub mod xapi;

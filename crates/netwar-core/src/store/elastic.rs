@@ -11,6 +11,9 @@ use super::Archive;
 pub async fn connect(config: &ElasticsearchConfig) -> Result<Arc<dyn Archive>> {
     Err(Error::Store {
         store: "elasticsearch",
-        message: format!("the archive at {} is not available in this build", config.url),
+        message: format!(
+            "the archive at {} is not available in this build",
+            config.url
+        ),
     })
 }

@@ -11,6 +11,9 @@ use super::Queue;
 pub async fn connect(config: &RedisConfig) -> Result<Arc<dyn Queue>> {
     Err(Error::Store {
         store: "redis",
-        message: format!("the Redis queue at {} is not available in this build", config.url),
+        message: format!(
+            "the Redis queue at {} is not available in this build",
+            config.url
+        ),
     })
 }
