@@ -14,6 +14,11 @@ use clap::{Args, ValueEnum};
 use netwar_core::config::Config;
 use tokio::sync::watch;
 
+pub mod session;
+pub mod status;
+
+pub use session::{Session, install_crypto_provider};
+
 /// Exit codes, documented in every binary's `--help` and in README.
 pub mod exit {
     /// Everything asked for was done.

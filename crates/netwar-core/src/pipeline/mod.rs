@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod capture;
+pub mod enqueue;
 pub mod sink;
 pub mod worker;
 
@@ -16,5 +17,6 @@ pub use capture::{
     AccountOutcome, CaptureOptions, Context, ProfileReport, TimelineJob, TimelineReport,
     capture_profiles, capture_timeline,
 };
+pub use enqueue::{EnqueueReport, enqueue_accounts};
 pub use sink::{Sink, Stored};
 pub use worker::{Settle, WorkerOptions, WorkerSummary, run_worker};
