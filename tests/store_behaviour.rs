@@ -565,6 +565,12 @@ macro_rules! suite {
     };
 }
 
-suite!(archive, sqlite_archive, async { netwar_tests::stores::sqlite() });
-suite!(graph, sqlite_graph, async { netwar_tests::stores::sqlite() });
-suite!(queue, sqlite_queue, async { netwar_tests::stores::sqlite() });
+suite!(archive, sqlite_archive, async {
+    netwar_tests::stores::sqlite()
+});
+suite!(graph, sqlite_graph, async {
+    netwar_tests::stores::sqlite()
+});
+suite!(queue, sqlite_queue, async {
+    netwar_tests::stores::sqlite()
+});
