@@ -6,21 +6,18 @@
 //! queue; `status` shows the queue and what recent runs found.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use netwar_cli::status::StatusReport;
-use netwar_cli::{CommonArgs, EXIT_CODES_HELP, Session, UsageError, exit};
+use netwar_cli::{CommonArgs, EXIT_CODES_HELP, Session, UsageError, commands, exit};
 use netwar_core::pipeline::capture::TIMELINE_SCOPE;
 use netwar_core::pipeline::{
     AccountOutcome, AccountRef, CaptureOptions, Context, Settle, TimelineJob, TimelineReport,
-    WorkerOptions, capture_timeline, enqueue_accounts, read_account_lines, run_worker,
+    WorkerOptions, capture_timeline, run_worker,
 };
 use netwar_core::xapi::Exclude;
 
@@ -91,11 +88,11 @@ struct CaptureArgs {
     exclude: Option<String>,
 
     /// Only tweets from this date (YYYY-MM-DD or RFC 3339, UTC).
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    #[arg(long, value_name = "DATE", value_parser = commands::parse_date)]
     since: Option<DateTime<Utc>>,
 
     /// Only tweets before this date (YYYY-MM-DD or RFC 3339, UTC).
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    #[arg(long, value_name = "DATE", value_parser = commands::parse_date)]
     until: Option<DateTime<Utc>>,
 
     /// Ignore what was captured before and page back to the API's cap again.
@@ -150,15 +147,6 @@ fn parse_exclude(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-fn parse_date(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-    }
-    DateTime::parse_from_rfc3339(text)
-        .map(|time| time.with_timezone(&Utc))
-        .map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD or RFC 3339)"))
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -176,68 +164,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             file,
             no_resolve,
             queue,
-        } => enqueue(&cli.common, &session, file, no_resolve, &queue.queue).await,
+        } => {
+            let file = file.as_deref();
+            commands::enqueue(&cli.common, &session, file, no_resolve, &queue.queue).await
+        }
         Command::Run(args) => run_queue(&cli.common, &session, &args).await,
         Command::Fetch { accounts, capture } => {
             fetch(&cli.common, &session, &accounts, &capture).await
         }
-        Command::Status { json, queue } => status(&session, &queue.queue, json).await,
-    }
-}
-
-async fn enqueue(
-    common: &CommonArgs,
-    session: &Session,
-    file: Option<PathBuf>,
-    no_resolve: bool,
-    queue: &str,
-) -> anyhow::Result<u8> {
-    let reader: Box<dyn BufRead> = match file.as_deref() {
-        None => Box::new(std::io::stdin().lock()),
-        Some(path) if path.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
-        Some(path) => Box::new(std::io::BufReader::new(std::fs::File::open(path).map_err(
-            |error| UsageError(format!("cannot read {}: {error}", path.display())),
-        )?)),
-    };
-    let lines = read_account_lines(reader).context("reading the accounts")?;
-    for rejected in &lines.rejected {
-        if !common.quiet {
-            eprintln!("warning: line {}: {}", rejected.line, rejected.reason);
+        Command::Status { json, queue } => {
+            commands::status(&session, &queue.queue, TIMELINE_SCOPE, json).await
         }
     }
-
-    let accounts: Vec<AccountRef> = lines
-        .accounts
-        .iter()
-        .map(|(_, account)| account.clone())
-        .collect();
-    let client = if no_resolve {
-        None
-    } else {
-        Some(session.client(common)?)
-    };
-    let sink = client.as_ref().map(|client| session.sink(client));
-    let resolver = client.as_ref().zip(sink.as_ref());
-    let report =
-        enqueue_accounts(session.stores.queue.as_ref(), queue, &accounts, resolver).await?;
-
-    println!(
-        "queued {}, already queued {}, rejected {} ({} lines read{})",
-        report.summary.queued,
-        report.summary.already_queued,
-        lines.rejected.len(),
-        lines.accounts.len() + lines.rejected.len(),
-        if no_resolve {
-            String::new()
-        } else {
-            format!(", {} handles resolved to ids", report.resolved)
-        }
-    );
-    Ok(if lines.rejected.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    })
 }
 
 /// Outcome counts and totals across the accounts of a run.
@@ -449,16 +387,4 @@ async fn fetch(
     } else {
         exit::OK
     })
-}
-
-async fn status(session: &Session, queue: &str, json: bool) -> anyhow::Result<u8> {
-    let stats = session.stores.queue.stats(queue).await?;
-    let states = session.stores.queue.states(TIMELINE_SCOPE).await?;
-    let report = StatusReport::new(queue, stats, states);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.render());
-    }
-    Ok(exit::OK)
 }

@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 use netwar_core::config::Config;
 use tokio::sync::watch;
 
+pub mod commands;
 pub mod session;
 pub mod status;
 
