@@ -6,4 +6,5 @@
 
 pub mod fixtures;
 pub mod services;
+pub mod sim;
 pub mod stores;

@@ -436,6 +436,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_parses_and_equals_the_defaults() {
+        let text = include_str!("../../../example.conf");
+        let config = Config::from_toml(text, Path::new("example.conf")).unwrap();
+        let defaults = Config::from_toml("", Path::new("(empty)")).unwrap();
+        assert_eq!(
+            toml::to_string(&config).unwrap(),
+            toml::to_string(&defaults).unwrap(),
+            "example.conf documents values other than the defaults"
+        );
+    }
+
+    #[test]
     fn a_missing_explicit_file_is_an_error_naming_it() {
         let error = Config::load_with(Some(Path::new("/nonexistent/netwar.conf")), &[])
             .unwrap_err()
