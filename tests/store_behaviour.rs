@@ -565,7 +565,17 @@ macro_rules! suite {
     };
 }
 
-suite!(archive, sqlite_archive, async { netwar_tests::stores::sqlite() });
-suite!(graph, sqlite_graph, async { netwar_tests::stores::sqlite() });
-suite!(queue, sqlite_queue, async { netwar_tests::stores::sqlite() });
-suite!(queue, redis_queue, netwar_tests::stores::redis::redis_queue());
+suite!(archive, sqlite_archive, async {
+    netwar_tests::stores::sqlite()
+});
+suite!(graph, sqlite_graph, async {
+    netwar_tests::stores::sqlite()
+});
+suite!(queue, sqlite_queue, async {
+    netwar_tests::stores::sqlite()
+});
+suite!(
+    queue,
+    redis_queue,
+    netwar_tests::stores::redis::redis_queue()
+);

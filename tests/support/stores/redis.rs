@@ -17,20 +17,7 @@ pub fn url() -> String {
 
 /// A prefix no other test uses.
 pub fn unique_prefix() -> String {
-    format!("netwar-test-{:016x}", fastrand_u64())
-}
-
-fn fastrand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded randomly per process and per instance: enough for a test prefix.
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    hasher.finish()
+    format!("netwar-test-{:016x}", fastrand::u64(..))
 }
 
 /// A queue on the test server under a fresh prefix.

@@ -19,6 +19,7 @@
 //! |                   |            | worker, failures, last error, taken/expiry/failure times   |
 //! | `P:q:Q:seq`       | hash       | `tail` and `head` counters for the sequence numbers        |
 //! | `P:q:Q:tokens`    | hash       | lease token → job key, for every lease in flight           |
+//! | `P:q:Q:reply:R`   | string     | the answer to the enqueue or fail request `R`, for a minute|
 //! | `P:state:S`       | hash       | capture-state key → JSON of the state, one hash per scope  |
 //! | `P:lock:N`        | string     | JSON of holder, acquired_at, expires_at; expires with PX   |
 //!
@@ -35,16 +36,21 @@
 //! (EVALSHA, loaded again by the client after a server restart empties the script cache): Redis
 //! runs a script to completion before any other command, which makes "reap expired leases, then
 //! lease the oldest waiting job" or "check the token, then move the job" single steps with no
-//! window for another worker. Only reads of capture state are plain commands.
+//! window for another worker. A lock is taken or renewed by a script that compares the holder
+//! before `SET … PX`, and released by one that compares it before `DEL`, so a holder whose lock
+//! expired and was taken by another never renews or releases the new holder's lock. Capture
+//! state needs no script: each read or write of it is one command, atomic on its own.
 //!
-//! Every operation can be sent twice without harm, which is what makes the retry after a
-//! dropped connection safe when the first attempt may have run but its reply was lost. Lease
+//! Every operation can be sent twice with the same answer, which is what makes the retry after
+//! a dropped connection safe when the first attempt may have run but its reply was lost. Lease
 //! tokens are made by the client, so a repeated `take` finds its own lease through `tokens` and
-//! returns it instead of leasing a second job; a repeated `fail` finds its token recorded on the
-//! job and returns the same outcome; ack, release, extend, unlock, lock renewal and state writes
-//! are idempotent by nature. A repeated `enqueue` counts the jobs the lost attempt queued as
-//! already queued. Large enqueues are split into scripts of [`ENQUEUE_BATCH`] jobs, so one call
-//! never holds the server for long; each job is still queued atomically.
+//! returns it instead of leasing a second job. `enqueue` and `fail` carry a random request id
+//! `R` and keep their answer under `reply:R` for a minute, so a repeat returns the first answer
+//! (rather than "already queued" or "lease lost"), while a second call by the application gets
+//! a new id and the answer SQLite would give. Ack, release, extend, unlock, lock renewal and
+//! state writes are idempotent by nature. Large enqueues are split into scripts of
+//! `ENQUEUE_BATCH` jobs, so one call never holds the server for long; each job is still
+//! queued atomically.
 //!
 //! # Time
 //!
@@ -56,10 +62,12 @@
 //! # Connections
 //!
 //! One [`ConnectionManager`] (a multiplexed connection that reconnects by itself) carries every
-//! command. No command blocks on the server, so the response timeout is a few seconds, longer
-//! than the 500 ms default, which a large script can exceed. After a dropped connection the first
-//! command fails; every operation is retried once after a connection error. The server is
-//! expected to persist its data (append-only file) so that a restart loses no queued job.
+//! command. No command blocks on the server, so a response timeout of ten seconds is long enough
+//! for the largest script and short enough to notice a hung server; the 500 ms default is too
+//! short for a big enqueue or stats of a long queue. After a dropped connection the first
+//! command fails while the manager reconnects, so every operation is retried once after a
+//! connection error. The server is expected to persist its data (append-only file) so that a
+//! restart loses no queued job.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -115,12 +123,25 @@ end
 local function held(job, token)
   return job ~= nil and job.state == 'leased' and job.token == token
 end
+-- The answer already given to this request (KEYS[7]), when it is a repeat.
+local function replayed()
+  local text = redis.call('GET', KEYS[7])
+  if text then return cjson.decode(text) end
+  return nil
+end
+local function answer(reply)
+  redis.call('SET', KEYS[7], cjson.encode(reply), 'PX', 60000)
+  return reply
+end
 "#;
 
-// The queue scripts all take the same KEYS: waiting, leased, dead, jobs, seq, tokens.
+// The queue scripts all take the same KEYS: waiting, leased, dead, jobs, seq, tokens, and
+// enqueue and fail also the reply key of the request.
 
 /// ARGV: key, payload, key, payload, … Returns {queued, already queued}.
 const ENQUEUE: &str = r#"
+local again = replayed()
+if again then return again end
 local queued, already = 0, 0
 for i = 1, #ARGV, 2 do
   local key = ARGV[i]
@@ -136,7 +157,7 @@ for i = 1, #ARGV, 2 do
     queued = queued + 1
   end
 end
-return {queued, already}
+return answer({queued, already})
 "#;
 
 /// ARGV: worker, lease in ms, token. Returns false, or {key, payload, failures, taken_at,
@@ -164,11 +185,14 @@ for _, key in ipairs(expired) do
   end
   redis.call('ZREM', KEYS[2], key)
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-if not first then return false end
-redis.call('ZREM', KEYS[1], first)
-local job = load(KEYS[4], first)
-if job == nil then return false end
+local first, job
+repeat
+  first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+  if not first then return false end
+  redis.call('ZREM', KEYS[1], first)
+  -- A key without a record (deleted by hand) is dropped rather than leased.
+  job = load(KEYS[4], first)
+until job ~= nil
 job.state, job.token, job.worker = 'leased', ARGV[3], ARGV[1]
 job.taken_at, job.expires_at = now, now + tonumber(ARGV[2])
 save(KEYS[4], first, job)
@@ -214,14 +238,10 @@ return 1
 /// ARGV: key, token, error, max attempts. Returns {outcome, failures} where the outcome is
 /// 0 (lease lost), 1 (retried) or 2 (dead-lettered).
 const FAIL: &str = r#"
+local again = replayed()
+if again then return again end
 local job = load(KEYS[4], ARGV[1])
-if not held(job, ARGV[2]) then
-  -- The same failure sent again after its reply was lost: the same answer.
-  if job ~= nil and job.fail_token == ARGV[2] then
-    return {job.fail_outcome, job.fail_failures}
-  end
-  return {0, 0}
-end
+if not held(job, ARGV[2]) then return answer({0, 0}) end
 local now = now_ms()
 local failures = (job.failures or 0) + 1
 local dead = failures >= math.max(tonumber(ARGV[4]), 1)
@@ -230,16 +250,16 @@ redis.call('HDEL', KEYS[6], ARGV[2])
 job.seq = redis.call('HINCRBY', KEYS[5], 'tail', 1)
 job.token, job.worker = nil, nil
 job.failures, job.error, job.failed_at = failures, ARGV[3], now
-job.fail_token, job.fail_failures = ARGV[2], failures
+local outcome = 1
 if dead then
-  job.state, job.fail_outcome = 'dead', 2
+  job.state, outcome = 'dead', 2
   redis.call('ZADD', KEYS[3], now, ARGV[1])
 else
-  job.state, job.fail_outcome = 'waiting', 1
+  job.state = 'waiting'
   redis.call('ZADD', KEYS[1], job.seq, ARGV[1])
 end
 save(KEYS[4], ARGV[1], job)
-return {job.fail_outcome, failures}
+return answer({outcome, failures})
 "#;
 
 /// Returns {waiting count, {key, record, …} in flight, {key, record, …} dead by failure time}.
@@ -276,7 +296,9 @@ return #keys
 
 /// KEYS: the lock. ARGV: holder, ttl in ms. Returns {1, holder, acquired_at, expires_at} when
 /// taken or renewed, {0, …} with the current holder otherwise. A compare-and-set: the holder
-/// renews (keeping when it first took the lock), anyone else takes it only when it is free.
+/// renews (keeping when it first took the lock), anyone else takes it only when it is free. An
+/// expired lock is gone from the server, so taking it again starts a new `acquired_at`, even
+/// for the holder it had.
 const TRY_LOCK: &str = r#"
 local now = now_ms()
 local ttl = tonumber(ARGV[2])
@@ -374,10 +396,7 @@ impl RedisQueue {
         let secrets = url_secrets(&config.url);
         let failed = |error: RedisError| Error::Store {
             store: STORE,
-            message: mask(
-                &format!("cannot connect to {address}: {error}"),
-                &secrets,
-            ),
+            message: mask(&format!("cannot connect to {address}: {error}"), &secrets),
         };
         let client = redis::Client::open(config.url.as_str()).map_err(failed)?;
         let manager_config = ConnectionManagerConfig::new()
@@ -410,10 +429,20 @@ impl RedisQueue {
             .map(|part| self.key(&format!("q:{queue}:{part}")))
     }
 
+    /// The queue keys and, last, where the answer to a new request of the queue is kept.
+    fn request_keys(&self, queue: &str) -> Vec<String> {
+        let mut keys = self.queue_keys(queue).to_vec();
+        keys.push(self.key(&format!("q:{queue}:reply:{}", new_token())));
+        keys
+    }
+
     fn error(&self, what: &str, error: impl fmt::Display) -> Error {
         Error::Store {
             store: STORE,
-            message: mask(&format!("{what} ({}): {error}", self.address), &self.secrets),
+            message: mask(
+                &format!("{what} ({}): {error}", self.address),
+                &self.secrets,
+            ),
         }
     }
 
@@ -549,7 +578,9 @@ fn mask(text: &str, secrets: &[String]) -> String {
     secrets
         .iter()
         .filter(|secret| !secret.is_empty())
-        .fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "***"))
+        .fold(text.to_owned(), |text, secret| {
+            text.replace(secret.as_str(), "***")
+        })
 }
 
 fn millis(duration: Duration) -> String {
@@ -600,10 +631,10 @@ fn records(flat: &[String]) -> impl Iterator<Item = (&str, &str)> {
 #[async_trait]
 impl Queue for RedisQueue {
     async fn enqueue(&self, queue: &str, jobs: &[Job]) -> Result<EnqueueSummary> {
-        let keys = self.queue_keys(queue);
         let what = format!("enqueue into {queue}");
         let mut summary = EnqueueSummary::default();
         for batch in jobs.chunks(ENQUEUE_BATCH) {
+            let keys = self.request_keys(queue);
             let mut args = Vec::with_capacity(batch.len() * 2);
             for job in batch {
                 args.push(job.key.clone());
@@ -697,7 +728,7 @@ impl Queue for RedisQueue {
             .run(
                 &format!("record a failure in {}", lease.queue),
                 &self.scripts.fail,
-                &self.queue_keys(&lease.queue),
+                &self.request_keys(&lease.queue),
                 &args,
             )
             .await?;
