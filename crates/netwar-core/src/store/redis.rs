@@ -389,8 +389,8 @@ pub async fn connect(config: &RedisConfig) -> Result<Arc<dyn Queue>> {
 }
 
 impl RedisQueue {
-    /// Connects now, so that a wrong address or password is reported at start-up rather than
-    /// at the first job.
+    /// Connects now (after a few attempts with backoff), so that a wrong address or password is
+    /// reported at start-up rather than at the first job.
     pub async fn connect(config: &RedisConfig) -> Result<RedisQueue> {
         let address = redact_url(&config.url);
         let secrets = url_secrets(&config.url);
@@ -498,8 +498,8 @@ impl RedisQueue {
     }
 }
 
-/// How long to wait before the one retry, or `None` when retrying cannot help (a script error,
-/// a wrong password, a full server).
+/// How long to wait before the one retry, or `None` when retrying cannot help (an error raised
+/// by a script, a command the server refuses such as a write when it is out of memory).
 fn retry_delay(error: &RedisError) -> Option<Duration> {
     match error.retry_method() {
         RetryMethod::Reconnect | RetryMethod::RetryImmediately => Some(Duration::from_millis(200)),
