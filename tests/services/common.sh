@@ -6,10 +6,11 @@
 # Layout (both folders are git-ignored):
 #   tests/services/run/     state of the running servers: pid files, data,
 #                           logs and the env files written by up.sh
-#   tests/services/.cache/  unpacked server distributions and the built Neo4j
-#                           launcher; Maven's own download cache (~/.m2) keeps
-#                           the archives, so a fresh clone on the same machine
-#                           does not download them again
+#   tests/services/.cache/  unpacked server distributions, the OpenSearch
+#                           modules and the built Neo4j launcher; Maven's own
+#                           download cache (~/.m2) keeps the archives, so a
+#                           fresh clone on the same machine does not download
+#                           them again
 #
 # Everything here must work on a clean Debian 12 machine, as root and without
 # a terminal (CI), and also for a developer running as an ordinary user.
@@ -116,19 +117,45 @@ require_maven() {
     require_command mvn maven
 }
 
-# maven_fetch GROUP:ARTIFACT:VERSION:TYPE DIRECTORY: downloads one artifact
-# from Maven Central (through ~/.m2, which caches it) and copies it into
-# DIRECTORY. Returns 1, quietly, if Maven Central does not serve it; the log
-# is in $RUN_DIR/maven.log.
-maven_fetch() {
-    local coordinates="$1" dir="$2" log="$RUN_DIR/maven.log"
-    mkdir -p "$dir" "$RUN_DIR"
+# Maven's local repository, where downloaded artifacts are kept between runs
+# (and between clones of the repository). Only consulted directly to skip a
+# Maven run when the artifact is already there.
+MAVEN_LOCAL_REPO="${NETWAR_MAVEN_LOCAL_REPO:-$HOME/.m2/repository}"
+
+# maven_artifact GROUP:ARTIFACT:VERSION:TYPE: prints the path of the artifact
+# file, downloading it from Maven Central first if it is not in the local
+# repository yet. Returns 1, quietly, if Maven Central does not serve it; the
+# log is in $RUN_DIR/maven.log.
+maven_artifact() {
+    local coordinates="$1" group artifact version type
+    IFS=: read -r group artifact version type <<<"$coordinates"
+    local file="$MAVEN_LOCAL_REPO/${group//.//}/$artifact/$version/$artifact-$version.$type"
+    # Starting Maven takes seconds (far more on a busy machine); skip it when
+    # a previous run left the file (and its checksum, written after it).
+    if [[ -s "$file" && -s "$file.sha1" ]]; then
+        echo "$file"
+        return 0
+    fi
+    # stdout carries the result; messages about installing Maven go to stderr.
+    require_maven >&2
+    local log="$RUN_DIR/maven.log" downloads="$CACHE_DIR/downloads"
+    mkdir -p "$RUN_DIR" "$downloads"
     echo "== $(date -u +%FT%TZ) fetch $coordinates" >>"$log"
     # -U: an artifact that was missing once is not cached as missing, so a
     # version published later is picked up.
-    mvn -B -q -U "$MAVEN_DEPENDENCY_PLUGIN:copy" \
-        -Dartifact="$coordinates" -DoutputDirectory="$dir" -Dmdep.overWriteReleases=true \
-        >>"$log" 2>&1
+    if ! mvn -B -q -U "$MAVEN_DEPENDENCY_PLUGIN:copy" \
+            -Dartifact="$coordinates" -DoutputDirectory="$downloads" -Dmdep.overWriteReleases=true \
+            >>"$log" 2>&1; then
+        return 1
+    fi
+    # Normally the file is now in the local repository too; the copy in
+    # $downloads covers a Maven configured with another local repository.
+    if [[ -s "$file" ]]; then
+        rm -f "$downloads/$artifact-$version.$type"
+        echo "$file"
+    else
+        echo "$downloads/$artifact-$version.$type"
+    fi
 }
 
 # unpack_zip ZIP DIRECTORY: unpacks into DIRECTORY atomically: a half-unpacked
@@ -148,6 +175,32 @@ unpack_zip() {
     mv "$inner" "$target"
     rm -rf "$tmp"
 }
+
+# ------------------------------------------------------------------ locks
+#
+# Tests may restart a server while another test process starts it, and two
+# scripts may prepare the same cache folder at once. Two flock(1) locks keep
+# them apart: file descriptor 9 for one service's start/stop, descriptor 8
+# for the preparation of one cache folder. Servers must not inherit either
+# (they would hold the lock for their whole life), so every launch closes
+# both: 8>&- 9>&-.
+
+# lock_service: serializes start/stop/restart of $SERVICE; held until the
+# script exits.
+lock_service() {
+    mkdir -p "$RUN_DIR"
+    exec 9>"$RUN_DIR/$SERVICE.lock"
+    flock -w 900 9 || die "another start/stop of $SERVICE has been running for 15 minutes"
+}
+
+# lock_cache FILE: serializes the preparation of one cache folder (FILE is
+# its lock file); unlock_cache releases it.
+lock_cache() {
+    mkdir -p "$(dirname "$1")"
+    exec 8>"$1"
+    flock -w 1800 8 || die "another preparation of $1 has been running for 30 minutes"
+}
+unlock_cache() { exec 8>&-; }
 
 # --------------------------------------------------------------- processes
 
@@ -236,37 +289,33 @@ prepare_search_user() {
         mkdir -p "$dir"
         chown -R "$SEARCH_USER:$SEARCH_USER" "$dir"
     done
-    # The user needs to pass through every folder above the repository. On a
-    # machine where one of them is closed to other users (mode 700, like
-    # /root), open it for traversal only (o+x: no listing, no reading).
-    local path="$SERVICES_DIR"
-    while [[ "$path" != / ]]; do
-        if ! runuser -u "$SEARCH_USER" -- test -x "$path"; then
-            say "allowing $SEARCH_USER to pass through $path (chmod o+x)"
-            chmod o+x "$path"
-        fi
-        path="$(dirname "$path")"
+    # The user needs to pass through every folder above the distributions
+    # and its state. On a machine where one of them is closed to other users
+    # (mode 700, like /root), open it for traversal only (o+x: no listing, no
+    # reading).
+    local path
+    for path in "$CACHE_DIR" "$@"; do
+        while [[ "$path" != / ]]; do
+            if ! runuser -u "$SEARCH_USER" -- test -x "$path"; then
+                say "allowing $SEARCH_USER to pass through $path (chmod o+x)"
+                chmod o+x "$path"
+            fi
+            path="$(dirname "$path")"
+        done
     done
 }
 
-# wait_for_http URL PIDFILE PATTERN TIMEOUT LOG: polls URL until it answers,
-# failing early if the server process dies.
-wait_for_http() {
-    local url="$1" pidfile="$2" pattern="$3" timeout="$4" log="$5" i
-    for ((i = 0; i < timeout; i++)); do
-        if curl -fsS --max-time 2 "$url" >/dev/null 2>&1; then
-            return 0
-        fi
-        # The pid file appears a moment after launch; only judge the process
-        # once it exists.
-        if [[ $i -gt 5 ]] && ! pid_running "$pidfile" "$pattern"; then
-            show_log_tail "$log" 60
-            die "the server exited during startup; see $log"
-        fi
-        sleep 1
-    done
-    show_log_tail "$log" 60
-    die "no answer from $url after ${timeout}s; see $log"
+# server_died SECONDS: for a server that daemonizes and writes its own pid
+# file ($PIDFILE), true if it has died SECONDS after launch. The JVM writes
+# the file only after its first steps, which take long on a busy machine, so
+# a missing file means "still starting" for the first 90 seconds.
+server_died() {
+    local elapsed="$1"
+    if [[ -s "$PIDFILE" ]]; then
+        ! pid_running "$PIDFILE" "$PATTERN"
+    else
+        [[ "$elapsed" -gt 90 ]]
+    fi
 }
 
 # json_field FIELD: reads a JSON document on stdin and prints the value of a
@@ -277,7 +326,9 @@ json_field() {
 
 # usage NAME: the common command-line contract of the service scripts.
 usage() {
-    echo "usage: $1 {start|stop|restart|status|prepare}" >&2
+    echo "usage: $1 {start|stop|restart|status|prepare|version}" >&2
     echo "  prepare  install/download/build what the server needs, without starting it" >&2
+    echo "  status   exit status 0 running, 3 not running (4: not available, Elasticsearch only)" >&2
+    echo "  version  print the version of the running server" >&2
     exit 2
 }

@@ -33,7 +33,7 @@ HOME_DIR="$CACHE_DIR/elasticsearch-$VERSION"
 COORDINATES="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$VERSION:zip"
 # Remembers that Maven Central did not serve the version, so that 'status'
 # and up.sh can tell "not available" from "not started".
-UNAVAILABLE_MARK="$RUN_DIR/elasticsearch.unavailable"
+UNAVAILABLE_MARK="$RUN_DIR/elasticsearch-$VERSION.unavailable"
 
 STATE="$RUN_DIR/elasticsearch"
 CONF_DIR="$STATE/config"
@@ -43,7 +43,10 @@ TMP_DIR="$STATE/tmp"
 PIDFILE="$STATE/elasticsearch.pid"
 LOG="$RUN_DIR/elasticsearch.log"
 URL="http://127.0.0.1:$PORT"
-PATTERN="-Des.path.conf=$CONF_DIR"
+# Elasticsearch 8 hands its configuration path to the server process
+# through stdin, not the command line; the temp directory is also unique to
+# this node and does appear there.
+PATTERN="-Djava.io.tmpdir=$TMP_DIR"
 CLUSTER="netwar-test-elasticsearch"
 START_TIMEOUT="${NETWAR_SERVICES_START_TIMEOUT:-180}"
 
@@ -57,19 +60,32 @@ prepare() {
         rm -f "$UNAVAILABLE_MARK"
         return 0
     fi
-    require_maven
-    local downloads="$CACHE_DIR/downloads"
-    say "fetching $COORDINATES from Maven Central"
-    if ! maven_fetch "$COORDINATES" "$downloads"; then
+    # Asked within the last hour and not served: do not ask again (up.sh
+    # calls prepare and then start).
+    if [[ -n "$(find "$UNAVAILABLE_MARK" -mmin -60 2>/dev/null)" ]]; then
+        say "Elasticsearch $VERSION is not available from the package registries; skipped"
+        return 1
+    fi
+    lock_cache "$HOME_DIR.lock"
+    # Another script may have prepared it while this one waited for the lock.
+    if [[ -x "$HOME_DIR/bin/elasticsearch" ]]; then
+        unlock_cache
+        rm -f "$UNAVAILABLE_MARK"
+        return 0
+    fi
+    local zip
+    say "getting $COORDINATES (Maven Central, cached in ~/.m2)"
+    if ! zip="$(maven_artifact "$COORDINATES")"; then
         mkdir -p "$RUN_DIR"
         date -u +%FT%TZ >"$UNAVAILABLE_MARK"
+        unlock_cache
         say "Elasticsearch $VERSION is not available from the package registries; skipped (details: $RUN_DIR/maven.log)"
         return 1
     fi
     rm -f "$UNAVAILABLE_MARK"
     mkdir -p "$CACHE_DIR"
-    unpack_zip "$downloads/elasticsearch-$VERSION.zip" "$HOME_DIR"
-    rm -f "$downloads/elasticsearch-$VERSION.zip"
+    unpack_zip "$zip" "$HOME_DIR"
+    unlock_cache
     say "unpacked Elasticsearch $VERSION into $HOME_DIR"
 }
 
@@ -102,8 +118,10 @@ cluster.routing.allocation.disk.threshold_enabled: false
 EOF
 }
 
+# The root endpoint (GET /) lives in a module that the integration-test
+# distribution of Elasticsearch 8 lacks, so ask the nodes API instead.
 version() {
-    curl -sS --max-time 5 "$URL" 2>/dev/null | json_field number
+    curl -sS --max-time 5 "$URL/_nodes/_local?filter_path=nodes.*.version" 2>/dev/null | json_field version
 }
 
 start() {
@@ -120,6 +138,8 @@ start() {
     prepare_search_user "$STATE"
     say "starting Elasticsearch $VERSION on $URL (data in $DATA_DIR)"
     : >"$LOG"
+    # A pid file left by a crashed run would look like a dead new server.
+    rm -f "$PIDFILE"
     if is_root; then chown "$SEARCH_USER:" "$LOG"; fi
     # -d: Elasticsearch daemonizes itself (its launcher returns once the node
     # has started) and writes its pid file; setsid keeps it out of the
@@ -130,7 +150,7 @@ start() {
             ES_PATH_CONF="$CONF_DIR" \
             ES_TMPDIR="$TMP_DIR" \
             ES_JAVA_OPTS="-Xms512m -Xmx512m" \
-            "$HOME_DIR/bin/elasticsearch" -d -p "$PIDFILE" </dev/null >>"$LOG" 2>&1; then
+            "$HOME_DIR/bin/elasticsearch" -d -p "$PIDFILE" </dev/null >>"$LOG" 2>&1 8>&- 9>&-; then
         show_log_tail "$LOG"
         show_log_tail "$LOGS_DIR/$CLUSTER.log"
         die "Elasticsearch did not start; see $LOG and $LOGS_DIR/$CLUSTER.log"
@@ -146,7 +166,7 @@ wait_until_ready() {
         if curl -fsS --max-time 3 "$URL/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; then
             return 0
         fi
-        if [[ $i -gt 5 ]] && ! pid_running "$PIDFILE" "$PATTERN"; then
+        if server_died "$i"; then
             show_log_tail "$LOG"
             show_log_tail "$LOGS_DIR/$CLUSTER.log" 60
             die "Elasticsearch exited during startup; see $LOGS_DIR/$CLUSTER.log"
@@ -167,13 +187,14 @@ stop() {
     say "stopped"
 }
 
+# Exit status: 0 running, 3 not running, 4 not available from the package
+# registries (so skipped).
 status() {
-    if [[ -e "$UNAVAILABLE_MARK" ]]; then
-        say "not available from the package registries (Elasticsearch $VERSION)"
-        return 3
-    fi
-    if pid_running "$PIDFILE" "$PATTERN" && curl -fsS --max-time 5 "$URL" >/dev/null 2>&1; then
+    if pid_running "$PIDFILE" "$PATTERN" && curl -fsS --max-time 5 "$URL/_cluster/health" >/dev/null 2>&1; then
         say "running (pid $(read_pid "$PIDFILE")) Elasticsearch $(version) at $URL; log: $LOGS_DIR/$CLUSTER.log"
+    elif [[ -e "$UNAVAILABLE_MARK" ]]; then
+        say "not available from the package registries (Elasticsearch $VERSION); skipped"
+        return 4
     else
         say "not running"
         return 3
@@ -181,9 +202,9 @@ status() {
 }
 
 case "${1:-}" in
-    start) start ;;
-    stop) stop ;;
-    restart) stop; start ;;
+    start) lock_service; start ;;
+    stop) lock_service; stop ;;
+    restart) lock_service; stop; start ;;
     status) status ;;
     prepare) prepare || true ;;
     version) version ;;

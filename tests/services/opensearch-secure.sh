@@ -8,7 +8,7 @@
 # 9303), with its configuration, test certificates, data and logs under
 # tests/services/run/opensearch-secure/ and its pid file there.
 #   user:     admin
-#   password: $NETWAR_TEST_OPENSEARCH_PASSWORD (default netwar-Test-Passw0rd)
+#   password: $NETWAR_TEST_OPENSEARCH_SECURE_PASSWORD (default netwar-Test-Passw0rd)
 #   CA:       tests/services/run/opensearch-secure/config/ca.pem
 #
 # All the work is done by opensearch.sh; this script only selects its secure

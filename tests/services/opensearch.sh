@@ -11,8 +11,11 @@
 # OpenSearch is not packaged by Debian. Maven Central serves its
 # integration-test distribution, org.opensearch.distribution.integ-test-zip:
 # opensearch (the same server, without a bundled JDK and with only the
-# transport module; see README.md for what that leaves out), which is
-# unpacked once into tests/services/.cache/ and run on the machine's Java 17.
+# transport module), which is unpacked once into tests/services/.cache/ and
+# run on the machine's Java 17. The standard modules the tests may need
+# (Painless, common analysis, reindex/_update_by_query/_delete_by_query,
+# mapper-extras, parent-join, ingest-common, geo) are added from their jars
+# on Maven Central; see opensearch-modules/pom.xml.
 #
 # With NETWAR_OPENSEARCH_SECURE=1 (which is what opensearch-secure.sh sets)
 # the same script runs a second, separate node on 127.0.0.1:9203 with the
@@ -22,8 +25,12 @@
 # Usage: tests/services/opensearch.sh {start|stop|restart|status|prepare}
 # Environment:
 #   NETWAR_OPENSEARCH_VERSION  default 2.19.4 (see README.md for why not newer)
-#   NETWAR_TEST_OPENSEARCH_PORT  HTTP port, default 9201 (9203 when secure)
-#   NETWAR_TEST_OPENSEARCH_PASSWORD  password of user admin when secure
+#   NETWAR_OPENSEARCH_MODULES  1 (default) adds the standard modules; 0 runs
+#                              the integration-test zip as it comes
+#   NETWAR_TEST_OPENSEARCH_PORT  HTTP port, default 9201 (the transport port
+#                                is always the HTTP port + 100)
+#   NETWAR_TEST_OPENSEARCH_SECURE_PORT  HTTPS port when secure, default 9203
+#   NETWAR_TEST_OPENSEARCH_SECURE_PASSWORD  password of user admin when secure
 
 set -euo pipefail
 # shellcheck source=common.sh
@@ -35,20 +42,27 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 VERSION="${NETWAR_OPENSEARCH_VERSION:-2.19.4}"
 SECURITY_PLUGIN_VERSION="$VERSION.0"
 SECURE="${NETWAR_OPENSEARCH_SECURE:-0}"
+MODULES="${NETWAR_OPENSEARCH_MODULES:-1}"
+
+# The unpacked distribution; "-bare" when it is to stay without modules.
+PLAIN_HOME_DIR="$CACHE_DIR/opensearch-$VERSION"
+if [[ "$MODULES" != 1 ]]; then
+    PLAIN_HOME_DIR="$PLAIN_HOME_DIR-bare"
+fi
 
 if [[ "$SECURE" == 1 ]]; then
     SERVICE=opensearch-secure
-    PORT="${NETWAR_TEST_OPENSEARCH_PORT:-9203}"
+    PORT="${NETWAR_TEST_OPENSEARCH_SECURE_PORT:-9203}"
     TRANSPORT_PORT=$((PORT + 100))
-    HOME_DIR="$CACHE_DIR/opensearch-$VERSION-security"
+    HOME_DIR="$PLAIN_HOME_DIR-security"
     SCHEME=https
     ADMIN_USER=admin
-    ADMIN_PASSWORD="${NETWAR_TEST_OPENSEARCH_PASSWORD:-netwar-Test-Passw0rd}"
+    ADMIN_PASSWORD="${NETWAR_TEST_OPENSEARCH_SECURE_PASSWORD:-netwar-Test-Passw0rd}"
 else
     SERVICE=opensearch
     PORT="${NETWAR_TEST_OPENSEARCH_PORT:-9201}"
     TRANSPORT_PORT=$((PORT + 100))
-    HOME_DIR="$CACHE_DIR/opensearch-$VERSION"
+    HOME_DIR="$PLAIN_HOME_DIR"
     SCHEME=http
 fi
 
@@ -76,40 +90,120 @@ prepare() {
     if [[ -x "$HOME_DIR/bin/opensearch" ]]; then
         return 0
     fi
-    require_maven
-    local downloads="$CACHE_DIR/downloads"
-    local coordinates="org.opensearch.distribution.integ-test-zip:opensearch:$VERSION:zip"
-    say "fetching $coordinates from Maven Central"
-    if ! maven_fetch "$coordinates" "$downloads"; then
+    lock_cache "$HOME_DIR.lock"
+    # Another script may have prepared it while this one waited for the lock.
+    if [[ -x "$HOME_DIR/bin/opensearch" ]]; then
+        unlock_cache
+        return 0
+    fi
+    rm -rf "$HOME_DIR.partial"
+    if [[ "$SECURE" == 1 ]]; then
+        # The secure node's home is the plain one plus the security plugin
+        # (OpenSearch has no setting for a separate plugins folder).
+        NETWAR_OPENSEARCH_SECURE=0 "$SERVICES_DIR/opensearch.sh" prepare
+        cp -a "$PLAIN_HOME_DIR" "$HOME_DIR.partial"
+        install_security_plugin "$HOME_DIR.partial"
+        mv "$HOME_DIR.partial" "$HOME_DIR"
+        unlock_cache
+        say "installed the security plugin into a copy of OpenSearch $VERSION, $HOME_DIR"
+        return 0
+    fi
+    local coordinates="org.opensearch.distribution.integ-test-zip:opensearch:$VERSION:zip" zip
+    say "getting $coordinates (Maven Central, cached in ~/.m2)"
+    if ! zip="$(maven_artifact "$coordinates")"; then
         show_log_tail "$RUN_DIR/maven.log" 20
         die "Maven Central does not serve $coordinates"
     fi
     mkdir -p "$CACHE_DIR"
-    unpack_zip "$downloads/opensearch-$VERSION.zip" "$HOME_DIR.partial"
-    # The zip stays in ~/.m2; this copy is not needed once unpacked.
-    rm -f "$downloads/opensearch-$VERSION.zip"
-    if [[ "$SECURE" == 1 ]]; then
-        install_security_plugin "$HOME_DIR.partial"
+    unpack_zip "$zip" "$HOME_DIR.partial"
+    if [[ "$MODULES" == 1 ]]; then
+        add_modules "$HOME_DIR.partial"
     fi
     mv "$HOME_DIR.partial" "$HOME_DIR"
+    unlock_cache
     say "unpacked OpenSearch $VERSION into $HOME_DIR"
 }
 
+# The standard modules, one a line: folder|plugin class|extended plugins|
+# description. The folder names and classes are those of OpenSearch's own
+# distribution; the jars come from opensearch-modules/pom.xml.
+MODULE_TABLE="
+lang-painless|org.opensearch.painless.PainlessPlugin||Painless scripting language
+analysis-common|org.opensearch.analysis.common.CommonAnalysisPlugin|lang-painless|Common analysis components
+reindex|org.opensearch.index.reindex.ReindexPlugin||Reindex, update by query and delete by query
+mapper-extras|org.opensearch.index.mapper.MapperExtrasPlugin||Additional field types
+parent-join|org.opensearch.join.ParentJoinPlugin||The join field type
+ingest-common|org.opensearch.ingest.common.IngestCommonPlugin|lang-painless|Common ingest processors
+geo|org.opensearch.geo.GeoModulePlugin||geo_shape and geo aggregations
+"
+
+# add_modules HOME: puts the standard modules into HOME/modules/. The jars
+# are gathered once per version into the cache and copied from there, so the
+# plain and the secure node share one download.
+add_modules() {
+    local home="$1" modules="$CACHE_DIR/opensearch-modules-$VERSION"
+    if [[ ! -f "$modules/.complete" ]]; then
+        require_maven
+        say "fetching the standard OpenSearch modules from Maven Central"
+        rm -rf "$modules"
+        local log="$RUN_DIR/maven.log"
+        if ! mvn -B -q -f "$SERVICES_DIR/opensearch-modules/pom.xml" package \
+                -Dopensearch.version="$VERSION" -Dmodules.directory="$modules" \
+                -Dmodules.build.directory="$CACHE_DIR/opensearch-modules-build" >>"$log" 2>&1; then
+            show_log_tail "$log" 30
+            die "could not fetch the OpenSearch modules (NETWAR_OPENSEARCH_MODULES=0 runs without them)"
+        fi
+        rm -rf "$CACHE_DIR/opensearch-modules-build"
+        touch "$modules/.complete"
+    fi
+    local name class extended description
+    while IFS='|' read -r name class extended description; do
+        [[ -n "$name" ]] || continue
+        mkdir -p "$home/modules/$name"
+        cp "$modules/$name/"*.jar "$home/modules/$name/"
+        cat >"$home/modules/$name/plugin-descriptor.properties" <<EOF
+description=$description
+version=$VERSION
+name=$name
+classname=$class
+java.version=11
+opensearch.version=$VERSION
+custom.foldername=
+extended.plugins=$extended
+has.native.controller=false
+EOF
+    done <<<"$MODULE_TABLE"
+    # Java security manager grants, as in OpenSearch's own distribution:
+    # Painless compiles scripts into classes; reindex's REST client opens
+    # connections (reindex from a remote cluster).
+    cat >"$home/modules/lang-painless/plugin-security.policy" <<'EOF'
+grant {
+  permission java.lang.RuntimePermission "createClassLoader";
+  permission java.lang.RuntimePermission "getClassLoader";
+};
+EOF
+    cat >"$home/modules/reindex/plugin-security.policy" <<'EOF'
+grant {
+  permission java.net.SocketPermission "*", "connect";
+};
+EOF
+}
+
 install_security_plugin() {
-    local home="$1" downloads="$CACHE_DIR/downloads"
+    local home="$1" zip
     local coordinates="org.opensearch.plugin:opensearch-security:$SECURITY_PLUGIN_VERSION:zip"
-    say "fetching $coordinates from Maven Central"
-    if ! maven_fetch "$coordinates" "$downloads"; then
+    say "getting $coordinates (Maven Central, cached in ~/.m2)"
+    if ! zip="$(maven_artifact "$coordinates")"; then
         show_log_tail "$RUN_DIR/maven.log" 20
         die "Maven Central does not serve $coordinates"
     fi
-    local zip="$downloads/opensearch-security-$SECURITY_PLUGIN_VERSION.zip"
+    # --batch: accept the plugin's request for extra Java permissions
+    # without asking (there is no terminal in CI).
     if ! OPENSEARCH_JAVA_HOME="$(java_home)" "$home/bin/opensearch-plugin" install --batch "file://$zip" \
-            >>"$RUN_DIR/maven.log" 2>&1; then
-        show_log_tail "$RUN_DIR/maven.log" 20
-        die "could not install the security plugin"
+            >>"$RUN_DIR/install.log" 2>&1; then
+        show_log_tail "$RUN_DIR/install.log" 20
+        die "could not install the security plugin; see $RUN_DIR/install.log"
     fi
-    rm -f "$zip"
 }
 
 # ------------------------------------------------------------ configuring
@@ -253,6 +347,8 @@ start() {
     prepare_search_user "$STATE"
     say "starting OpenSearch $VERSION on $URL (data in $DATA_DIR)"
     : >"$LOG"
+    # A pid file left by a crashed run would look like a dead new server.
+    rm -f "$PIDFILE"
     if is_root; then chown "$SEARCH_USER:" "$LOG"; fi
     # -d: OpenSearch daemonizes itself and writes its pid file; setsid keeps
     # it out of the caller's process group, so a CI runner that ends the
@@ -263,7 +359,7 @@ start() {
             OPENSEARCH_PATH_CONF="$CONF_DIR" \
             OPENSEARCH_TMPDIR="$TMP_DIR" \
             OPENSEARCH_JAVA_OPTS="-Xms512m -Xmx512m" \
-            "$HOME_DIR/bin/opensearch" -d -p "$PIDFILE" </dev/null >>"$LOG" 2>&1; then
+            "$HOME_DIR/bin/opensearch" -d -p "$PIDFILE" </dev/null >>"$LOG" 2>&1 8>&- 9>&-; then
         show_log_tail "$LOG"
         show_log_tail "$LOGS_DIR/$CLUSTER.log"
         die "OpenSearch did not start; see $LOG and $LOGS_DIR/$CLUSTER.log"
@@ -280,7 +376,7 @@ wait_until_ready() {
         if curl_node -f "$URL/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; then
             return 0
         fi
-        if [[ $i -gt 5 ]] && ! pid_running "$PIDFILE" "$PATTERN"; then
+        if server_died "$i"; then
             show_log_tail "$LOG"
             show_log_tail "$LOGS_DIR/$CLUSTER.log" 60
             die "OpenSearch exited during startup; see $LOGS_DIR/$CLUSTER.log"
@@ -312,9 +408,9 @@ status() {
 }
 
 case "${1:-}" in
-    start) start ;;
-    stop) stop ;;
-    restart) stop; start ;;
+    start) lock_service; start ;;
+    stop) lock_service; stop ;;
+    restart) lock_service; stop; start ;;
     status) status ;;
     prepare) prepare ;;
     version) version ;;

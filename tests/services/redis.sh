@@ -65,7 +65,7 @@ start() {
     refuse_busy_port "$PORT" redis
     write_config
     say "starting redis-server on 127.0.0.1:$PORT (data in $STATE)"
-    if ! redis-server "$CONF" </dev/null >>"$LOG" 2>&1; then
+    if ! redis-server "$CONF" </dev/null >>"$LOG" 2>&1 8>&- 9>&-; then
         show_log_tail "$LOG"
         die "redis-server did not start; see $LOG"
     fi
@@ -106,9 +106,9 @@ status() {
 }
 
 case "${1:-}" in
-    start) start ;;
-    stop) stop ;;
-    restart) stop; start ;;
+    start) lock_service; start ;;
+    stop) lock_service; stop ;;
+    restart) lock_service; stop; start ;;
     status) status ;;
     prepare) prepare ;;
     version) version ;;
