@@ -281,8 +281,12 @@ prepare_search_user() {
     is_root || return 0
     if ! id -u "$SEARCH_USER" >/dev/null 2>&1; then
         say "creating system user $SEARCH_USER to run the search engines (they refuse to run as root)"
+        # The search engines start side by side, so another script may create the user
+        # between the check and useradd: only a user that still does not exist is an error.
         useradd --system --user-group --no-create-home --home-dir /nonexistent \
-            --shell /usr/sbin/nologin "$SEARCH_USER"
+            --shell /usr/sbin/nologin "$SEARCH_USER" 2>/dev/null \
+            || id -u "$SEARCH_USER" >/dev/null 2>&1 \
+            || die "could not create the system user $SEARCH_USER"
     fi
     local dir
     for dir in "$@"; do
