@@ -3,7 +3,7 @@
 use netwar_core::config::{Config, CredentialsFile};
 use netwar_core::pipeline::Sink;
 use netwar_core::store::Stores;
-use netwar_core::xapi::Client;
+use netwar_core::xapi::{Client, Governor};
 
 use crate::CommonArgs;
 
@@ -22,13 +22,17 @@ impl Session {
         Ok(Session { config, stores })
     }
 
-    /// The API client for the credential the flags name (or the configured default).
+    /// The API client for the credential the flags name (or the configured default). Its
+    /// rate budgets are shared, through the queue store, with every other process using the
+    /// same credential.
     pub fn client(&self, common: &CommonArgs) -> anyhow::Result<Client> {
         let credentials = CredentialsFile::load(&self.config.api.credentials_file)?;
-        Ok(Client::new(
+        let governor = Governor::with_ledger(self.config.api.tier, self.stores.ledger.clone());
+        Ok(Client::with_governor(
             &self.config.api,
             &credentials,
             common.credential.as_deref(),
+            std::sync::Arc::new(governor),
         )?)
     }
 

@@ -34,7 +34,7 @@ pub fn matches(world: &World, query: &Query, t: &Tweet, now: i64, mode: Mode) ->
         .collect();
     let target_user = t.target.map(|(w, _)| world.user(w));
     let quoted = match (mode, t.kind, t.target) {
-        (Mode::Stream, Kind::Quote, Some((w, k))) => Some(world.tweet(w, k).text),
+        (Mode::Stream, Kind::Quote, Some((w, k))) => Some(world.tweet(w, k).text.clone()),
         _ => None,
     };
     let text = match (mode, t.kind) {

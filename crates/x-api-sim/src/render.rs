@@ -15,6 +15,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Everything rendering needs: the world, the time, who is reading and what they asked for.
 pub struct Ctx<'a> {
@@ -166,7 +167,7 @@ impl Ctx<'_> {
     }
 
     /// Resolves a tweet id to a visible post.
-    pub fn lookup_tweet(&self, id: u64) -> Result<Tweet, Access> {
+    pub fn lookup_tweet(&self, id: u64) -> Result<Arc<Tweet>, Access> {
         match self.world.locate_tweet(id) {
             None => Err(Access::NotFound),
             Some(TweetRef::Current(u, k)) => match self.tweet_access(u, k, None) {
@@ -181,12 +182,12 @@ impl Ctx<'_> {
                 }
                 match self.tweet_access(u, k, Some(t.kind)) {
                     // Before the edit the first version stands alone.
-                    Access::Visible => Ok(first),
+                    Access::Visible => Ok(Arc::new(first)),
                     Access::NotFound
                         if t.created_ms > self.now
                             && self.world.user(u).status_at(self.now) == Status::Active =>
                     {
-                        Ok(first)
+                        Ok(Arc::new(first))
                     }
                     a => Err(a),
                 }
@@ -716,7 +717,7 @@ impl Serialize for PollOut<'_> {
 #[derive(Default)]
 pub struct Includes {
     users: Vec<u32>,
-    tweets: Vec<Tweet>,
+    tweets: Vec<Arc<Tweet>>,
     media: Vec<(Media, i64)>,
     places: Vec<usize>,
     polls: Vec<(Poll, i64)>,
@@ -757,7 +758,7 @@ impl Includes {
         }
     }
 
-    fn add_tweet(&mut self, t: Tweet) {
+    fn add_tweet(&mut self, t: Arc<Tweet>) {
         if self.seen_tweets.insert(t.id) {
             self.tweets.push(t);
         }
@@ -772,7 +773,7 @@ impl Includes {
     }
 
     /// Applies the tweet expansions of the selection to the primary posts.
-    pub fn expand_tweets(&mut self, ctx: &Ctx, data: &[Tweet]) {
+    pub fn expand_tweets(&mut self, ctx: &Ctx, data: &[Arc<Tweet>]) {
         let sel = &ctx.sel;
         if sel.expansions == 0 || !sel.primary_tweet_expansions {
             return;
@@ -823,7 +824,7 @@ impl Includes {
                 }
             }
             if sel.tweet_exp("edit_history_tweet_ids") && t.edited_from.is_some_and(|f| f != t.id) {
-                self.add_tweet(t.first_version());
+                self.add_tweet(Arc::new(t.first_version()));
             }
             let wants_refs = sel.tweet_exp("referenced_tweets.id")
                 || sel.tweet_exp("referenced_tweets.id.author_id")
@@ -982,7 +983,7 @@ impl<D: Serialize> Serialize for Body<'_, D> {
 /// Serializes a list page of posts with its includes and errors.
 pub fn tweets_body(
     ctx: &Ctx,
-    data: &[Tweet],
+    data: &[Arc<Tweet>],
     mut errors: Vec<Value>,
     meta: Option<Value>,
 ) -> Vec<u8> {

@@ -138,12 +138,14 @@ pub trait Graph: Send + Sync {
     async fn summary(&self) -> Result<GraphSummary>;
 }
 
-/// The three roles as the configuration chose them.
+/// The three roles as the configuration chose them, and the rate ledger the queue store
+/// keeps for processes that share a credential.
 #[derive(Clone)]
 pub struct Stores {
     pub queue: Arc<dyn Queue>,
     pub archive: Arc<dyn Archive>,
     pub graph: Arc<dyn Graph>,
+    pub ledger: Arc<dyn crate::xapi::governor::SharedLedger>,
 }
 
 impl Stores {
@@ -162,11 +164,18 @@ impl Stores {
             Ok(Arc::clone(shared.as_ref().expect("set just above")))
         };
 
-        let queue: Arc<dyn Queue> = match config.store.queue {
-            StoreKind::Embedded => embedded_once()?,
-            StoreKind::Redis => redis::connect(&config.redis).await?,
-            other => return Err(unsupported("queue", other)),
-        };
+        let (queue, ledger): (Arc<dyn Queue>, Arc<dyn crate::xapi::governor::SharedLedger>) =
+            match config.store.queue {
+                StoreKind::Embedded => {
+                    let store = embedded_once()?;
+                    (store.clone(), store)
+                }
+                StoreKind::Redis => {
+                    let store = Arc::new(redis::RedisQueue::connect(&config.redis).await?);
+                    (store.clone(), store)
+                }
+                other => return Err(unsupported("queue", other)),
+            };
         let archive: Arc<dyn Archive> = match config.store.archive {
             StoreKind::Embedded => embedded_once()?,
             StoreKind::Elasticsearch => elastic::connect(&config.elasticsearch).await?,
@@ -181,6 +190,7 @@ impl Stores {
             queue,
             archive,
             graph,
+            ledger,
         })
     }
 }

@@ -22,6 +22,7 @@
 //! | `P:q:Q:reply:R`   | string     | the answer to the enqueue or fail request `R`, for a minute|
 //! | `P:state:S`       | hash       | capture-state key → JSON of the state, one hash per scope  |
 //! | `P:lock:N`        | string     | JSON of holder, acquired_at, expires_at; expires with PX   |
+//! | `P:rate:B`        | hash       | the shared rate budget `B`: limit, remaining, reset, exact |
 //!
 //! A job is in exactly one of the three sorted sets, and its record says which. The waiting set
 //! is ordered by sequence: new and failed jobs take the next `tail` number (the back of the
@@ -83,6 +84,7 @@ use serde::Deserialize;
 
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
+use crate::xapi::governor::SharedLedger;
 
 use super::queue::{
     CaptureState, DeadLetter, EnqueueSummary, Failure, InFlight, Job, Lease, LockHolder, Queue,
@@ -331,7 +333,45 @@ end
 return 0
 "#;
 
+/// Takes one unit of a shared rate budget. KEYS: the budget; ARGV: limit, window seconds.
+/// Returns 0 when granted, else the seconds to wait. Budgets expire an hour after their window.
+const RATE_TAKE: &str = r#"
+local now = tonumber(redis.call('TIME')[1])
+local limit = tonumber(ARGV[1])
+local reset = tonumber(redis.call('HGET', KEYS[1], 'reset') or '0')
+if now >= reset + 1 then
+  redis.call('HSET', KEYS[1], 'limit', limit, 'remaining', limit - 1,
+             'reset', now + tonumber(ARGV[2]), 'exact', 0)
+  redis.call('EXPIREAT', KEYS[1], now + tonumber(ARGV[2]) + 3600)
+  return 0
+end
+local remaining = tonumber(redis.call('HGET', KEYS[1], 'remaining') or '0')
+if remaining > 0 then
+  redis.call('HINCRBY', KEYS[1], 'remaining', -1)
+  return 0
+end
+return reset + 1 - now
+"#;
+
+/// Records a response's rate headers. KEYS: the budget; ARGV: limit, remaining, reset.
+const RATE_OBSERVE: &str = r#"
+local limit, remaining, reset = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stored = tonumber(redis.call('HGET', KEYS[1], 'reset') or '0')
+local exact = tonumber(redis.call('HGET', KEYS[1], 'exact') or '0')
+local current = tonumber(redis.call('HGET', KEYS[1], 'remaining') or tostring(remaining))
+if reset > stored + 1 then
+  redis.call('HSET', KEYS[1], 'limit', limit, 'remaining', remaining, 'reset', reset, 'exact', 1)
+elseif exact == 0 or reset + 1 >= stored then
+  redis.call('HSET', KEYS[1], 'limit', limit, 'remaining', math.min(current, remaining),
+             'reset', reset, 'exact', 1)
+end
+redis.call('EXPIREAT', KEYS[1], reset + 3600)
+return 0
+"#;
+
 struct Scripts {
+    rate_take: Script,
+    rate_observe: Script,
     enqueue: Script,
     take: Script,
     extend: Script,
@@ -348,6 +388,8 @@ impl Scripts {
     fn new() -> Scripts {
         let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
         Scripts {
+            rate_take: Script::new(RATE_TAKE),
+            rate_observe: Script::new(RATE_OBSERVE),
             enqueue: script(ENQUEUE),
             take: script(TAKE),
             extend: script(EXTEND),
@@ -386,6 +428,33 @@ impl fmt::Debug for RedisQueue {
 /// Connects to Redis and returns the queue role.
 pub async fn connect(config: &RedisConfig) -> Result<Arc<dyn Queue>> {
     Ok(Arc::new(RedisQueue::connect(config).await?))
+}
+
+#[async_trait]
+impl SharedLedger for RedisQueue {
+    async fn take(&self, key: &str, limit: u32, window: Duration) -> Result<Option<Duration>> {
+        let wait: i64 = self
+            .run(
+                &format!("take from rate budget {key}"),
+                &self.scripts.rate_take,
+                &[self.key(&format!("rate:{key}"))],
+                &[limit.to_string(), window.as_secs().max(1).to_string()],
+            )
+            .await?;
+        Ok((wait > 0).then(|| Duration::from_secs(wait as u64)))
+    }
+
+    async fn observe(&self, key: &str, limit: u32, remaining: u32, reset: u64) -> Result<()> {
+        let _: i64 = self
+            .run(
+                &format!("record rate budget {key}"),
+                &self.scripts.rate_observe,
+                &[self.key(&format!("rate:{key}"))],
+                &[limit.to_string(), remaining.to_string(), reset.to_string()],
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 impl RedisQueue {

@@ -30,6 +30,7 @@ use crate::model::{
     UserDoc, UserStatus, WeightedEdge, parse_time,
 };
 use crate::xapi::Includes;
+use crate::xapi::governor::SharedLedger;
 
 use super::queue::{
     CaptureState, DeadLetter, EnqueueSummary, Failure, InFlight, Job, Lease, LockHolder, Queue,
@@ -182,6 +183,13 @@ CREATE TABLE IF NOT EXISTS q_state (
     state TEXT NOT NULL,
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS q_rates (
+    key TEXT PRIMARY KEY,
+    rate_limit INTEGER NOT NULL,
+    remaining INTEGER NOT NULL,
+    reset INTEGER NOT NULL,
+    exact INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS q_locks (
     name TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
@@ -1476,6 +1484,81 @@ impl Queue for SqliteStore {
                 "DELETE FROM q_locks WHERE name = ?1 AND holder = ?2",
                 params![name, holder],
             )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn epoch_now() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// The shared rate ledger: every process using the file counts its requests here, so that
+/// processes sharing a credential share its budgets (see `xapi::governor`).
+#[async_trait]
+impl SharedLedger for SqliteStore {
+    async fn take(&self, key: &str, limit: u32, window: Duration) -> Result<Option<Duration>> {
+        let key = key.to_owned();
+        let window = window.as_secs().max(1) as i64;
+        self.write(move |transaction| {
+            let now = epoch_now();
+            let row: Option<(i64, i64)> = transaction
+                .prepare_cached("SELECT remaining, reset FROM q_rates WHERE key = ?1")?
+                .query_row([&key], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            match row {
+                Some((remaining, reset)) if now < reset + 1 => {
+                    if remaining > 0 {
+                        transaction
+                            .prepare_cached(
+                                "UPDATE q_rates SET remaining = remaining - 1 WHERE key = ?1",
+                            )?
+                            .execute([&key])?;
+                        Ok(None)
+                    } else {
+                        Ok(Some(Duration::from_secs((reset + 1 - now) as u64)))
+                    }
+                }
+                _ => {
+                    transaction
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO q_rates (key, rate_limit, remaining, reset, exact)
+                             VALUES (?1, ?2, ?3, ?4, 0)",
+                        )?
+                        .execute(params![key, limit, i64::from(limit) - 1, now + window])?;
+                    Ok(None)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn observe(&self, key: &str, limit: u32, remaining: u32, reset: u64) -> Result<()> {
+        let key = key.to_owned();
+        let reset = reset as i64;
+        self.write(move |transaction| {
+            let row: Option<(i64, i64, bool)> = transaction
+                .prepare_cached("SELECT remaining, reset, exact FROM q_rates WHERE key = ?1")?
+                .query_row([&key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()?;
+            let remaining = i64::from(remaining);
+            let update = match row {
+                None => Some(remaining),
+                Some((_, stored, _)) if reset > stored + 1 => Some(remaining),
+                Some((current, stored, exact)) if !exact || reset + 1 >= stored => {
+                    Some(current.min(remaining))
+                }
+                Some(_) => None,
+            };
+            if let Some(remaining) = update {
+                transaction
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO q_rates (key, rate_limit, remaining, reset, exact)
+                         VALUES (?1, ?2, ?3, ?4, 1)",
+                    )?
+                    .execute(params![key, limit, remaining, reset])?;
+            }
             Ok(())
         })
         .await

@@ -225,14 +225,14 @@ impl Client {
             let (status, headers, body) = match outcome {
                 Ok(answer) => answer,
                 Err(message) => {
-                    self.inner.governor.complete(&key, None);
+                    self.inner.governor.complete(&key, None).await;
                     failures += 1;
                     last_failure = message;
                     self.back_off(call, failures, &last_failure).await;
                     continue;
                 }
             };
-            self.inner.governor.complete(&key, Some(headers));
+            self.inner.governor.complete(&key, Some(headers)).await;
 
             match status {
                 200..=299 => {
@@ -363,10 +363,12 @@ impl Client {
             self.inner
                 .governor
                 .refused(key, None, Duration::from_secs(1))
+                .await
         } else {
             self.inner
                 .governor
                 .refused(key, headers.reset, Duration::from_secs(60))
+                .await
         };
         let wait = resume.duration_since(SystemTime::now()).unwrap_or_default();
         let until = chrono::DateTime::<chrono::Utc>::from(resume);

@@ -12,6 +12,11 @@
 //! are spaced by time-left ÷ remaining. A long run therefore spends the whole budget of every
 //! window and is never refused. When a 429 arrives anyway (another tool spent the budget), the
 //! budget is blocked until the reset the response names.
+//!
+//! Several processes using one credential (workers on several machines, a cron job beside a
+//! stream) share its budgets through a [`SharedLedger`] kept in the queue store: every request
+//! also takes one unit from the shared count, which the headers keep true. Without a ledger
+//! the processes would each believe they own the whole budget.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -194,11 +199,44 @@ fn epoch_seconds(time: SystemTime) -> u64 {
         .as_secs()
 }
 
+/// A budget count shared by every process that uses a credential.
+#[async_trait::async_trait]
+pub trait SharedLedger: Send + Sync {
+    /// Takes one unit of the budget `key`; `None` when granted, else how long to wait. A
+    /// budget never seen (or whose window is over) starts at `limit` for `window`.
+    async fn take(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> crate::Result<Option<Duration>>;
+
+    /// Records what a response's headers say of the budget `key`.
+    async fn observe(&self, key: &str, limit: u32, remaining: u32, reset: u64)
+    -> crate::Result<()>;
+}
+
+impl BudgetKey {
+    /// The key under which the shared ledger keeps this budget.
+    pub fn ledger_key(&self) -> String {
+        format!("{}:{}:{}", self.credential, self.pool.as_str(), self.bucket)
+    }
+}
+
 /// Spaces requests so that no budget is overspent. Shared by every task of a process.
-#[derive(Debug)]
 pub struct Governor {
     tier: Tier,
     budgets: Mutex<HashMap<BudgetKey, Budget>>,
+    shared: Option<std::sync::Arc<dyn SharedLedger>>,
+}
+
+impl std::fmt::Debug for Governor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governor")
+            .field("tier", &self.tier)
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Governor {
@@ -206,19 +244,49 @@ impl Governor {
         Governor {
             tier,
             budgets: Mutex::new(HashMap::new()),
+            shared: None,
+        }
+    }
+
+    /// A governor whose budgets are also counted in a ledger shared with other processes.
+    pub fn with_ledger(tier: Tier, ledger: std::sync::Arc<dyn SharedLedger>) -> Self {
+        Governor {
+            shared: Some(ledger),
+            ..Governor::new(tier)
         }
     }
 
     /// Waits until the budget allows one more request, then reserves it.
     pub async fn acquire(&self, key: &BudgetKey, endpoint: Endpoint) {
         loop {
-            let wait = {
+            let (wait, limit, window) = {
                 let mut budgets = self.lock();
                 let budget = budgets.entry(key.clone()).or_insert_with(|| {
                     let limit = endpoint.published_limit(self.tier, key.pool);
                     Budget::new(limit.unwrap_or(UNKNOWN_LIMIT), SystemTime::now())
                 });
-                budget.try_take(endpoint.per_second_limit())
+                (budget.try_take(endpoint.per_second_limit()), budget.limit, budget.window)
+            };
+            let wait = match (wait, &self.shared) {
+                (None, Some(ledger)) => match ledger.take(&key.ledger_key(), limit, window).await {
+                    Ok(None) => None,
+                    Ok(Some(wait)) => {
+                        // Another process spent the budget: give the unit back and wait.
+                        if let Some(budget) = self.lock().get_mut(key) {
+                            budget.in_flight = budget.in_flight.saturating_sub(1);
+                            budget.remaining = 0;
+                            budget.blocked_until = Some(SystemTime::now() + wait);
+                        }
+                        Some(wait)
+                    }
+                    Err(error) => {
+                        // The ledger is an extra safeguard; without it the headers still
+                        // govern, so a store hiccup must not stop the capture.
+                        tracing::warn!(%error, "The shared rate ledger is unavailable.");
+                        None
+                    }
+                },
+                (wait, _) => wait,
             };
             match wait {
                 None => return,
@@ -240,28 +308,62 @@ impl Governor {
 
     /// Ends a request reserved by [`Governor::acquire`], learning from its rate-limit headers
     /// when it got an answer (`None` when it failed before one arrived).
-    pub fn complete(&self, key: &BudgetKey, headers: Option<RateHeaders>) {
+    pub async fn complete(&self, key: &BudgetKey, headers: Option<RateHeaders>) {
         if let Some(budget) = self.lock().get_mut(key) {
             budget.in_flight = budget.in_flight.saturating_sub(1);
             if let Some(headers) = headers {
                 budget.observe(headers);
             }
         }
+        self.share(key, headers).await;
+    }
+
+    async fn share(&self, key: &BudgetKey, headers: Option<RateHeaders>) {
+        let (Some(ledger), Some(headers)) = (&self.shared, headers) else {
+            return;
+        };
+        let (Some(limit), Some(remaining), Some(reset)) =
+            (headers.limit, headers.remaining, headers.reset)
+        else {
+            return;
+        };
+        if let Err(error) = ledger.observe(&key.ledger_key(), limit, remaining, reset).await {
+            tracing::warn!(%error, "The shared rate ledger is unavailable.");
+        }
     }
 
     /// Records a 429: nothing more is sent on this budget until `until` (epoch seconds), or
     /// for `fallback` when the response named no reset. Returns when sending may resume.
-    pub fn refused(&self, key: &BudgetKey, until: Option<u64>, fallback: Duration) -> SystemTime {
+    pub async fn refused(
+        &self,
+        key: &BudgetKey,
+        until: Option<u64>,
+        fallback: Duration,
+    ) -> SystemTime {
         let now = SystemTime::now();
         let resume = match until {
             Some(reset) => (UNIX_EPOCH + Duration::from_secs(reset)).max(now) + RESET_MARGIN,
             None => now + fallback,
         };
-        let mut budgets = self.lock();
-        if let Some(budget) = budgets.get_mut(key) {
-            budget.blocked_until = Some(resume);
-            budget.remaining = 0;
-            budget.reset = budget.reset.max(resume);
+        let limit = {
+            let mut budgets = self.lock();
+            let budget = budgets.get_mut(key);
+            if let Some(budget) = budget {
+                budget.blocked_until = Some(resume);
+                budget.remaining = 0;
+                budget.reset = budget.reset.max(resume);
+                budget.limit
+            } else {
+                0
+            }
+        };
+        if let Some(reset) = until {
+            let exhausted = RateHeaders {
+                limit: Some(limit),
+                remaining: Some(0),
+                reset: Some(reset),
+            };
+            self.share(key, Some(exhausted)).await;
         }
         resume
     }
@@ -412,7 +514,7 @@ mod tests {
         let governor = Governor::new(Tier::Pro);
         governor.acquire(&key(), Endpoint::OwnedLists).await;
         let reset = epoch_seconds(SystemTime::now()) + 120;
-        let resume = governor.refused(&key(), Some(reset), Duration::from_secs(60));
+        let resume = governor.refused(&key(), Some(reset), Duration::from_secs(60)).await;
         assert!(resume >= UNIX_EPOCH + Duration::from_secs(reset));
         let status = governor.snapshot();
         assert_eq!(status.len(), 1);

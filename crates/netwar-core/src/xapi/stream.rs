@@ -102,7 +102,7 @@ impl Client {
         let response = match self.dispatch(&call, pool, None).await {
             Ok(response) => response,
             Err(message) => {
-                self.governor().complete(&key, None);
+                self.governor().complete(&key, None).await;
                 return Err(StreamError {
                     failure: StreamFailure::Network,
                     error: Error::Transport {
@@ -114,8 +114,8 @@ impl Client {
                 });
             }
         };
-        self.governor()
-            .complete(&key, Some(rate_headers(response.headers())));
+        let headers = rate_headers(response.headers());
+        self.governor().complete(&key, Some(headers)).await;
 
         let status = response.status().as_u16();
         if status != 200 {

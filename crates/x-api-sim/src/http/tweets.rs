@@ -15,6 +15,7 @@ use crate::tokens::Family;
 use crate::world::{Kind, Tweet};
 use serde_json::{Value, json};
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 pub const TIME_PARAMS: &[&str] = &["since_id", "until_id", "start_time", "end_time"];
 
@@ -106,7 +107,7 @@ fn parse_exclude(c: &Call) -> Result<(bool, bool), ApiError> {
 }
 
 /// Timeline-family meta: counts, newest and oldest ids and tokens.
-pub fn timeline_meta(data: &[Tweet], next: Option<String>, prev: Option<String>) -> Value {
+pub fn timeline_meta(data: &[Arc<Tweet>], next: Option<String>, prev: Option<String>) -> Value {
     let mut meta = json!({ "result_count": data.len() });
     if let (Some(first), Some(last)) = (data.first(), data.last()) {
         meta["newest_id"] = json!(first.id.to_string());
@@ -326,7 +327,7 @@ pub fn by_ids(c: &Call) -> Result<Reply, ApiError> {
     let lists = c.lists();
     let ctx = c.ctx(&lists, sel);
 
-    let (mut data, mut errs): (Vec<Tweet>, Vec<Value>) = (Vec::new(), Vec::new());
+    let (mut data, mut errs): (Vec<Arc<Tweet>>, Vec<Value>) = (Vec::new(), Vec::new());
     for id in ids {
         match ctx.lookup_tweet(id) {
             Ok(t) if !data.iter().any(|d| d.id == t.id) => data.push(t),
