@@ -4,6 +4,7 @@
 //! - [`fixtures`]: small hand-made API payloads that cover every tweet kind and entity.
 //! - [`services`]: the addresses of the real servers started by `tests/services/up.sh`.
 
+pub mod bins;
 pub mod fixtures;
 pub mod services;
 pub mod sim;

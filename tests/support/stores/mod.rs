@@ -27,7 +27,8 @@ pub fn sqlite() -> TestStores {
         stores: Stores {
             queue: store.clone(),
             archive: store.clone(),
-            graph: store,
+            graph: store.clone(),
+            ledger: store,
         },
         _guard: Some(directory),
     }
