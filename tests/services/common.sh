@@ -273,21 +273,34 @@ copy_missing() {
     done
 }
 
-# prepare_search_user DIR...: as root, creates $SEARCH_USER, gives it the
-# given state directories, and makes sure it can reach them and the unpacked
-# distributions. (An unprivileged developer runs the servers as themself and
-# nothing here applies.)
+# ensure_search_user: as root, creates $SEARCH_USER (and its group) unless it
+# exists. up.sh calls it from each search engine's `prepare`, which run one at
+# a time, so the engines that start side by side find the user ready.
+ensure_search_user() {
+    is_root || return 0
+    id -u "$SEARCH_USER" >/dev/null 2>&1 && getent group "$SEARCH_USER" >/dev/null && return 0
+    say "creating system user $SEARCH_USER to run the search engines (they refuse to run as root)"
+    # A script started by hand beside another may still race us: useradd then fails, and the
+    # other one's user and group appear within moments. Only their absence is an error.
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin "$SEARCH_USER" 2>/dev/null || true
+    local tries
+    for tries in 1 2 3 4 5 6 7 8 9 10; do
+        if id -u "$SEARCH_USER" >/dev/null 2>&1 && getent group "$SEARCH_USER" >/dev/null; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    die "could not create the system user $SEARCH_USER"
+}
+
+# prepare_search_user DIR...: as root, makes sure $SEARCH_USER exists, gives it
+# the given state directories, and makes sure it can reach them and the
+# unpacked distributions. (An unprivileged developer runs the servers as
+# themself and nothing here applies.)
 prepare_search_user() {
     is_root || return 0
-    if ! id -u "$SEARCH_USER" >/dev/null 2>&1; then
-        say "creating system user $SEARCH_USER to run the search engines (they refuse to run as root)"
-        # The search engines start side by side, so another script may create the user
-        # between the check and useradd: only a user that still does not exist is an error.
-        useradd --system --user-group --no-create-home --home-dir /nonexistent \
-            --shell /usr/sbin/nologin "$SEARCH_USER" 2>/dev/null \
-            || id -u "$SEARCH_USER" >/dev/null 2>&1 \
-            || die "could not create the system user $SEARCH_USER"
-    fi
+    ensure_search_user
     local dir
     for dir in "$@"; do
         mkdir -p "$dir"

@@ -53,6 +53,12 @@ for service in $SERVICES; do
     "$(script "$service")" prepare
 done
 
+# The search engines run as a system user when started as root; create it now, before they
+# start side by side and would each try to.
+if wanted opensearch || wanted opensearch-secure || wanted elasticsearch; then
+    ensure_search_user
+fi
+
 say "installed, downloaded and built what is needed ($(( $(date +%s) - started_at ))s)"
 
 # ------------------------------------------------------------------ start
