@@ -1,5 +1,6 @@
 //! A simulator per test, with the configuration and credentials files netwar reads.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use netwar_core::config::{Config, CredentialsFile};
@@ -104,6 +105,12 @@ pub struct Truth {
     pub follows: Vec<Value>,
     /// Ids of tweets their authors deleted.
     pub deleted: std::collections::HashSet<String>,
+    /// Positions in `tweets` by tweet id, and by author newest first: a large world holds
+    /// millions of tweets, and the checks ask for every author's timeline.
+    by_id: HashMap<String, usize>,
+    by_author: HashMap<String, Vec<usize>>,
+    /// Ids of the accounts anyone may read: active and not protected.
+    open_authors: std::collections::HashSet<String>,
 }
 
 impl Truth {
@@ -115,6 +122,9 @@ impl Truth {
             memberships: Vec::new(),
             follows: Vec::new(),
             deleted: std::collections::HashSet::new(),
+            by_id: HashMap::new(),
+            by_author: HashMap::new(),
+            open_authors: std::collections::HashSet::new(),
         };
         for record in records {
             match record.get("kind").and_then(Value::as_str) {
@@ -128,6 +138,31 @@ impl Truth {
                 }
                 _ => {}
             }
+        }
+        for (position, tweet) in truth.tweets.iter().enumerate() {
+            truth
+                .by_id
+                .insert(Self::text(tweet, "id").to_owned(), position);
+            truth
+                .by_author
+                .entry(Self::text(tweet, "author_id").to_owned())
+                .or_default()
+                .push(position);
+        }
+        truth.open_authors = truth
+            .users_where("active", false)
+            .into_iter()
+            .map(|user| Self::text(user, "id").to_owned())
+            .collect();
+        let tweets = &truth.tweets;
+        for positions in truth.by_author.values_mut() {
+            positions.sort_by_key(|&position| {
+                std::cmp::Reverse(
+                    Self::text(&tweets[position], "id")
+                        .parse::<u64>()
+                        .unwrap_or(0),
+                )
+            });
         }
         truth
     }
@@ -147,41 +182,30 @@ impl Truth {
 
     /// The ids of a user's tweets, newest first.
     pub fn tweet_ids_of(&self, user_id: &str) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .tweets
-            .iter()
-            .filter(|tweet| Self::text(tweet, "author_id") == user_id)
-            .map(|tweet| Self::text(tweet, "id").to_owned())
-            .collect();
-        ids.sort_by_key(|id| std::cmp::Reverse(id.parse::<u64>().unwrap_or(0)));
-        ids
+        self.by_author
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .map(|&position| Self::text(&self.tweets[position], "id").to_owned())
+            .collect()
     }
 
     /// What a user's timeline returns to anyone: the newest `cap` posts, less those deleted
     /// and retweets of posts nobody may see (deleted, or by a closed account). Newest first.
     pub fn visible_timeline(&self, user_id: &str, cap: usize) -> Vec<String> {
-        let by_id: std::collections::HashMap<&str, &Value> = self
-            .tweets
-            .iter()
-            .map(|tweet| (Self::text(tweet, "id"), tweet))
-            .collect();
-        let open_authors: std::collections::HashSet<&str> = self
-            .users_where("active", false)
-            .into_iter()
-            .map(|user| Self::text(user, "id"))
-            .collect();
         let public = |id: &str| {
             !self.deleted.contains(id)
-                && by_id
-                    .get(id)
-                    .is_some_and(|tweet| open_authors.contains(Self::text(tweet, "author_id")))
+                && self.by_id.get(id).is_some_and(|&position| {
+                    let author = Self::text(&self.tweets[position], "author_id");
+                    self.open_authors.contains(author)
+                })
         };
         self.tweet_ids_of(user_id)
             .into_iter()
             .take(cap)
             .filter(|id| !self.deleted.contains(id))
             .filter(|id| {
-                let retweeted = by_id[id.as_str()]
+                let retweeted = self.tweets[self.by_id[id.as_str()]]
                     .get("referenced_tweets")
                     .and_then(Value::as_array)
                     .into_iter()
@@ -197,7 +221,9 @@ impl Truth {
     pub fn active_with_tweets(&self, range: std::ops::Range<usize>) -> Vec<(String, usize)> {
         let mut counts = std::collections::HashMap::new();
         for tweet in &self.tweets {
-            *counts.entry(Self::text(tweet, "author_id").to_owned()).or_insert(0) += 1;
+            *counts
+                .entry(Self::text(tweet, "author_id").to_owned())
+                .or_insert(0) += 1;
         }
         let mut found: Vec<(String, usize)> = self
             .users_where("active", false)

@@ -4,7 +4,9 @@
 //! the job is then keyed by id, so `@jack`, `jack` and his id are one job, and the worker does
 //! not spend a lookup per account. Accounts that cannot be resolved (suspended, gone) are
 //! queued by handle all the same: the worker records their outcome, which is what an operator
-//! wants to read in `status`.
+//! wants to read in `status`. A handle the API no longer knows but the archive holds a profile
+//! under is queued by that profile's id: accounts that rename themselves are exactly the ones
+//! an investigation must not lose track of.
 
 use chrono::Utc;
 use serde_json::Value;
@@ -64,6 +66,15 @@ pub async fn enqueue_accounts(
                 };
                 ids.insert(name.to_ascii_lowercase(), id.to_owned());
             }
+            let unresolved: Vec<String> = unique
+                .into_iter()
+                .filter(|name| !ids.contains_key(&name.to_ascii_lowercase()))
+                .collect();
+            for name in unresolved {
+                if let Some(id) = archived_id(sink, &name).await? {
+                    ids.insert(name.to_ascii_lowercase(), id);
+                }
+            }
         }
 
         for account in chunk {
@@ -99,4 +110,22 @@ pub async fn enqueue_accounts(
         "Accounts queued."
     );
     Ok(report)
+}
+
+/// The id of the account whose archived profile last carried `username`, for a handle the API
+/// no longer resolves (renamed, or closed). Only a captured profile counts: a status recorded
+/// for the handle alone names no account.
+async fn archived_id(sink: &Sink, username: &str) -> Result<Option<String>> {
+    let Some(stored) = sink.stores.archive.user_by_username(username).await? else {
+        return Ok(None);
+    };
+    if stored.profile.is_none() {
+        return Ok(None);
+    }
+    tracing::info!(
+        username,
+        id = %stored.id,
+        "The handle no longer resolves; queued as the account archived under it."
+    );
+    Ok(Some(stored.id))
 }

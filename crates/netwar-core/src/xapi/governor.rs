@@ -32,6 +32,11 @@ const RESET_MARGIN: Duration = Duration::from_secs(1);
 /// The spacing kept on endpoints limited to one request per second.
 const PER_SECOND_SPACING: Duration = Duration::from_millis(1_050);
 
+/// The longest a waiting request sleeps before it looks at the budget again. Every answer
+/// (here or, through the ledger, in another process) may move a window's reset, and a wait
+/// computed from an estimate must not outlive the estimate.
+const RECHECK: Duration = Duration::from_secs(2);
+
 /// Limits assumed for an endpoint the tier table does not list, until headers arrive.
 const UNKNOWN_LIMIT: WindowLimit = WindowLimit {
     requests: 15,
@@ -258,6 +263,7 @@ impl Governor {
 
     /// Waits until the budget allows one more request, then reserves it.
     pub async fn acquire(&self, key: &BudgetKey, endpoint: Endpoint) {
+        let mut announced = false;
         loop {
             let (wait, limit, window) = {
                 let mut budgets = self.lock();
@@ -265,17 +271,22 @@ impl Governor {
                     let limit = endpoint.published_limit(self.tier, key.pool);
                     Budget::new(limit.unwrap_or(UNKNOWN_LIMIT), SystemTime::now())
                 });
-                (budget.try_take(endpoint.per_second_limit()), budget.limit, budget.window)
+                (
+                    budget.try_take(endpoint.per_second_limit()),
+                    budget.limit,
+                    budget.window,
+                )
             };
             let wait = match (wait, &self.shared) {
                 (None, Some(ledger)) => match ledger.take(&key.ledger_key(), limit, window).await {
                     Ok(None) => None,
                     Ok(Some(wait)) => {
-                        // Another process spent the budget: give the unit back and wait.
+                        // Another process spent the budget: give the unit back and ask the
+                        // ledger again, which the other processes' answers keep current.
                         if let Some(budget) = self.lock().get_mut(key) {
                             budget.in_flight = budget.in_flight.saturating_sub(1);
-                            budget.remaining = 0;
-                            budget.blocked_until = Some(SystemTime::now() + wait);
+                            budget.remaining = budget.remaining.saturating_add(1);
+                            budget.tokens = (budget.tokens + 1.0).min(burst(budget.limit));
                         }
                         Some(wait)
                     }
@@ -291,7 +302,8 @@ impl Governor {
             match wait {
                 None => return,
                 Some(wait) => {
-                    if wait > Duration::from_secs(5) {
+                    if wait > Duration::from_secs(5) && !announced {
+                        announced = true;
                         tracing::info!(
                             credential = %key.credential,
                             pool = key.pool.as_str(),
@@ -300,7 +312,7 @@ impl Governor {
                             "Pacing requests to stay within the rate limit."
                         );
                     }
-                    tokio::time::sleep(wait).await;
+                    tokio::time::sleep(wait.min(RECHECK)).await;
                 }
             }
         }
@@ -327,7 +339,10 @@ impl Governor {
         else {
             return;
         };
-        if let Err(error) = ledger.observe(&key.ledger_key(), limit, remaining, reset).await {
+        if let Err(error) = ledger
+            .observe(&key.ledger_key(), limit, remaining, reset)
+            .await
+        {
             tracing::warn!(%error, "The shared rate ledger is unavailable.");
         }
     }
@@ -514,7 +529,9 @@ mod tests {
         let governor = Governor::new(Tier::Pro);
         governor.acquire(&key(), Endpoint::OwnedLists).await;
         let reset = epoch_seconds(SystemTime::now()) + 120;
-        let resume = governor.refused(&key(), Some(reset), Duration::from_secs(60)).await;
+        let resume = governor
+            .refused(&key(), Some(reset), Duration::from_secs(60))
+            .await;
         assert!(resume >= UNIX_EPOCH + Duration::from_secs(reset));
         let status = governor.snapshot();
         assert_eq!(status.len(), 1);
