@@ -460,3 +460,63 @@ async fn graph_exports_parse_as_xml_and_carry_the_graph_s_weights() {
         .collect();
     assert_eq!(edges_of(&document, false), kept);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_records_and_rate_budgets_are_shared_through_redis() {
+    use netwar_tests::stores::redis;
+
+    // The embedded archive and graph stay; only the queue role moves to Redis.
+    let prefix = redis::unique_prefix();
+    let extra = format!(
+        "queue = \"redis\"\n\n[redis]\nurl = \"{}\"\nprefix = \"{prefix}\"\n",
+        redis::url()
+    );
+    let env = SimEnv::start_with(small_world(), &extra).await;
+
+    let (code, stdout, _) = netwar(&env.config_path, &["jobs"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "no job recorded yet\n");
+
+    let account = env.truth().active_with_tweets(5..200)[0].0.clone();
+    for _ in 0..2 {
+        let mut fetch = command("timeline-bulk", &env.config_path);
+        fetch.args(["fetch", &account]);
+        let (code, stdout, stderr) = run_async(fetch).await;
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+    }
+
+    let (code, stdout, _) = netwar(&env.config_path, &["jobs", "--json"]).await;
+    assert_eq!(code, 0);
+    let jobs: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 2, "{stdout}");
+    assert!(
+        jobs.iter()
+            .all(|job| job["outcome"] == "done" && job["ended_at"].is_string())
+    );
+    // Newest first: the second run found nothing new.
+    assert_eq!(jobs[0]["counts"]["tweets_new"], 0);
+    assert!(jobs[1]["counts"]["tweets_new"].as_u64().unwrap() > 0);
+
+    let (code, stdout, _) = netwar(&env.config_path, &["rates", "--json"]).await;
+    assert_eq!(code, 0);
+    let rates: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert!(!rates.is_empty());
+    assert!(
+        rates.iter().all(|rate| rate["credential"] == "default"),
+        "{stdout}"
+    );
+    assert!(
+        rates
+            .iter()
+            .all(|rate| rate["remaining"].as_u64() < rate["limit"].as_u64()),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = netwar(&env.config_path, &["doctor"]).await;
+    assert!(stdout.contains("queue: redis "), "{stdout}");
+    // Whether the test server persists its data is not this test's business; the report is.
+    assert!(code == 0 || stdout.contains("appendonly yes"), "{stdout}");
+}
