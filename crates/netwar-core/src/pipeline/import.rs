@@ -89,6 +89,7 @@ pub fn file_time(path: &Path) -> Result<DateTime<Utc>> {
 }
 
 /// What one line holds.
+#[derive(Debug)]
 enum Line {
     /// Tweets with the includes that complete them, captured at the given time.
     Tweets(Vec<Value>, Includes, Option<DateTime<Utc>>),
