@@ -227,10 +227,10 @@ async fn search_finds_exactly_the_tweets_each_filter_selects() {
     }
 
     // For a person: one entry per tweet and a count.
-    let (code, stdout, _) = netwar(config, &["search", "march", "--author", "bob"]).await;
+    let (code, stdout, _) = netwar(config, &["search", "see", "march", "--author", "bob"]).await;
     assert_eq!(code, 0);
     assert!(
-        stdout.contains("@bob") && stdout.ends_with("2 tweets\n"),
+        stdout.contains("@bob") && stdout.ends_with("1 tweet\n"),
         "{stdout}"
     );
 }

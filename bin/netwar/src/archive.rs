@@ -40,7 +40,7 @@ impl TweetFilters {
 pub async fn search(common: &CommonArgs, args: &SearchArgs) -> anyhow::Result<u8> {
     let session = Session::open(common).await?;
     let mut query = TweetQuery {
-        text: args.query.clone(),
+        text: args.query.join(" "),
         lang: args.lang.clone(),
         has_links: args.has_links.then_some(true),
         has_media: args.has_media.then_some(true),
@@ -150,7 +150,7 @@ pub async fn import(
         }
         failed |= !report.bad.is_empty();
         println!(
-            "{name}: {} lines, {} tweets ({} new), {} users, {} unreadable lines",
+            "{name}: {} lines, {} tweets ({} new), {} user profiles, {} unreadable lines",
             report.lines,
             report.tweets,
             report.new_tweets,

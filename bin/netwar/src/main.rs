@@ -103,9 +103,8 @@ struct TweetFilters {
 
 #[derive(Debug, clap::Args)]
 struct SearchArgs {
-    /// Words that must all appear in the text.
-    #[arg(default_value = "")]
-    query: String,
+    /// Words that must all appear in the text (quoted or not); none for every tweet.
+    query: Vec<String>,
 
     /// Only tweets by this account: a handle (with or without @) or a numeric id.
     #[arg(long, value_name = "ACCOUNT")]

@@ -297,7 +297,9 @@ fn write_gexf(
     writeln!(out, r#"<gexf xmlns="http://gexf.net/1.3" version="1.3">"#)?;
     writeln!(
         out,
-        r#"  <meta><creator>netwar</creator><description>user interactions: edge weight = distinct tweets that retweet, quote, reply to or mention</description></meta>"#
+        "  <meta><creator>netwar</creator><description>{}</description></meta>",
+        "user interactions: edge weight = distinct tweets that retweet, quote, reply to or \
+         mention"
     )?;
     writeln!(out, r#"  <graph mode="static" defaultedgetype="directed">"#)?;
     writeln!(out, r#"    <attributes class="edge">"#)?;
