@@ -281,6 +281,10 @@ pub async fn export_graph(
     Ok((nodes.len() as u64, edges.len() as u64))
 }
 
+/// What the exported graph shows, written into the GEXF file's metadata.
+const GRAPH_DESCRIPTION: &str =
+    "user interactions: edge weight = distinct tweets that retweet, quote, reply to or mention";
+
 /// The per-kind counts every edge carries beside its weight.
 const EDGE_COUNTS: [&str; 4] = ["retweets", "quotes", "replies", "mentions"];
 
@@ -297,9 +301,7 @@ fn write_gexf(
     writeln!(out, r#"<gexf xmlns="http://gexf.net/1.3" version="1.3">"#)?;
     writeln!(
         out,
-        "  <meta><creator>netwar</creator><description>{}</description></meta>",
-        "user interactions: edge weight = distinct tweets that retweet, quote, reply to or \
-         mention"
+        "  <meta><creator>netwar</creator><description>{GRAPH_DESCRIPTION}</description></meta>"
     )?;
     writeln!(out, r#"  <graph mode="static" defaultedgetype="directed">"#)?;
     writeln!(out, r#"    <attributes class="edge">"#)?;
