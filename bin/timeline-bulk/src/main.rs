@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use netwar_cli::{CommonArgs, EXIT_CODES_HELP, Session, UsageError, commands, exit};
+use netwar_cli::{CommonArgs, EXIT_CODES_HELP, JobRun, Session, UsageError, commands, exit};
 use netwar_core::pipeline::capture::TIMELINE_SCOPE;
 use netwar_core::pipeline::{
     AccountOutcome, AccountRef, CaptureOptions, Context, Settle, TimelineJob, TimelineReport,
@@ -168,14 +168,34 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let file = file.as_deref();
             commands::enqueue(&cli.common, &session, file, no_resolve, &queue.queue).await
         }
-        Command::Run(args) => run_queue(&cli.common, &session, &args).await,
+        Command::Run(args) => {
+            let command = format!("run {}", args.queue.queue);
+            let mut job = start_job(&cli.common, &session, &command).await;
+            let result = run_queue(&cli.common, &session, &args, &mut job).await;
+            job.finish(&result).await;
+            result
+        }
         Command::Fetch { accounts, capture } => {
-            fetch(&cli.common, &session, &accounts, &capture).await
+            let command = format!("fetch {}", accounts.join(" "));
+            let mut job = start_job(&cli.common, &session, &command).await;
+            let result = fetch(&cli.common, &session, &accounts, &capture, &mut job).await;
+            job.finish(&result).await;
+            result
         }
         Command::Status { json, queue } => {
             commands::status(&session, &queue.queue, TIMELINE_SCOPE, json).await
         }
     }
+}
+
+/// Records the start of a capture run in the job records.
+async fn start_job(common: &CommonArgs, session: &Session, command: &str) -> JobRun {
+    let credential = common
+        .credential
+        .as_deref()
+        .unwrap_or(&session.config.api.credential);
+    let queue = Arc::clone(&session.stores.queue);
+    JobRun::start(queue, "timeline-bulk", command, Some(credential)).await
 }
 
 /// Outcome counts and totals across the accounts of a run.
@@ -184,6 +204,7 @@ struct Tally {
     outcomes: BTreeMap<&'static str, u64>,
     fetched: u64,
     new: u64,
+    errors: Vec<String>,
 }
 
 impl Tally {
@@ -191,6 +212,19 @@ impl Tally {
         *self.outcomes.entry(report.outcome.as_str()).or_insert(0) += 1;
         self.fetched += report.fetched;
         self.new += report.new;
+    }
+
+    /// Copies the totals and errors into a job record.
+    fn record(&self, job: &mut JobRun) {
+        job.count("accounts", self.outcomes.values().sum());
+        for (outcome, count) in &self.outcomes {
+            job.count(&format!("accounts_{outcome}"), *count);
+        }
+        job.count("tweets_fetched", self.fetched);
+        job.count("tweets_new", self.new);
+        for error in &self.errors {
+            job.error(error);
+        }
     }
 
     fn line(&self) -> String {
@@ -213,7 +247,12 @@ impl Tally {
     }
 }
 
-async fn run_queue(common: &CommonArgs, session: &Session, args: &RunArgs) -> anyhow::Result<u8> {
+async fn run_queue(
+    common: &CommonArgs,
+    session: &Session,
+    args: &RunArgs,
+    record: &mut JobRun,
+) -> anyhow::Result<u8> {
     let client = session.client(common)?;
     // Fail before taking any job when the credential cannot read timelines at all.
     client.pool_for(netwar_core::xapi::Endpoint::UserTweets)?;
@@ -281,6 +320,11 @@ async fn run_queue(common: &CommonArgs, session: &Session, args: &RunArgs) -> an
                         }
                         Err(error) => {
                             tracing::warn!(account = %job.account, %error, "Capture failed.");
+                            tally
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .errors
+                                .push(format!("{}: {error}", job.account));
                             Settle::Failed(error.to_string())
                         }
                     };
@@ -311,6 +355,10 @@ async fn run_queue(common: &CommonArgs, session: &Session, args: &RunArgs) -> an
     bar.finish_and_clear();
 
     let tally = tally.lock().unwrap_or_else(|p| p.into_inner());
+    tally.record(record);
+    record.count("retried", summary.retried);
+    record.count("dead_lettered", summary.dead_lettered);
+    record.count("released", summary.released);
     println!(
         "{}; retried {}, dead letters {}, released {}; {:.0?}",
         tally.line(),
@@ -333,6 +381,7 @@ async fn fetch(
     session: &Session,
     accounts: &[String],
     capture: &CaptureArgs,
+    record: &mut JobRun,
 ) -> anyhow::Result<u8> {
     let accounts: Vec<AccountRef> = accounts
         .iter()
@@ -376,9 +425,11 @@ async fn fetch(
             Err(error) => {
                 failed = true;
                 println!("{:<20} failed: {error}", job.account);
+                tally.errors.push(format!("{}: {error}", job.account));
             }
         }
     }
+    tally.record(record);
     println!("{}", tally.line());
     Ok(if *shutdown.borrow() {
         exit::INTERRUPTED

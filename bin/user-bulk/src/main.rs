@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
-use netwar_cli::{CommonArgs, EXIT_CODES_HELP, Session, UsageError, commands, exit};
+use netwar_cli::{CommonArgs, EXIT_CODES_HELP, JobRun, Session, UsageError, commands, exit};
 use netwar_core::model::{Follow, Via};
 use netwar_core::pipeline::capture::{PROFILE_SCOPE, resolve};
 use netwar_core::pipeline::{
@@ -163,7 +163,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 forever,
                 poll: Duration::from_secs(5),
             };
-            run_queue(common, &session, options, tag).await
+            let credential = common
+                .credential
+                .as_deref()
+                .unwrap_or(&session.config.api.credential);
+            let queue = Arc::clone(&session.stores.queue);
+            let command = format!("run {}", options.queue);
+            let mut record = JobRun::start(queue, "user-bulk", &command, Some(credential)).await;
+            let result = run_queue(common, &session, options, tag, &mut record).await;
+            record.finish(&result).await;
+            result
         }
         Command::Status { json, queue } => {
             commands::status(&session, &queue, PROFILE_SCOPE, json).await
@@ -193,6 +202,7 @@ async fn run_queue(
     session: &Session,
     options: WorkerOptions,
     tag: Option<String>,
+    record: &mut JobRun,
 ) -> anyhow::Result<u8> {
     let client = session.client(common)?;
     client.pool_for(netwar_core::xapi::Endpoint::UsersByIds)?;
@@ -207,13 +217,15 @@ async fn run_queue(
     let tally = Arc::new(Mutex::new(
         std::collections::BTreeMap::<&'static str, u64>::new(),
     ));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
 
     let handler = {
         let (client, sink, queue) = (client.clone(), sink.clone(), Arc::clone(&queue));
-        let (bar, tally) = (bar.clone(), Arc::clone(&tally));
+        let (bar, tally, errors) = (bar.clone(), Arc::clone(&tally), Arc::clone(&errors));
         move |leases: Vec<Lease>| {
             let (client, sink, queue) = (client.clone(), sink.clone(), Arc::clone(&queue));
             let (bar, tally, tag) = (bar.clone(), Arc::clone(&tally), tag.clone());
+            let errors = Arc::clone(&errors);
             async move {
                 let accounts: Vec<Option<AccountRef>> = leases.iter().map(job_account).collect();
                 let known: Vec<AccountRef> = accounts.iter().flatten().cloned().collect();
@@ -236,6 +248,10 @@ async fn run_queue(
                     }
                     Err(error) => {
                         tracing::warn!(%error, "Profile batch failed.");
+                        errors
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(error.to_string());
                         leases
                             .iter()
                             .map(|_| Settle::Failed(error.to_string()))
@@ -249,6 +265,16 @@ async fn run_queue(
     let summary = run_worker(Arc::clone(&queue), options, shutdown.clone(), handler).await?;
     bar.finish_and_clear();
     let tally = tally.lock().unwrap_or_else(|p| p.into_inner());
+    record.count("profiles", tally.values().sum());
+    for (outcome, count) in tally.iter() {
+        record.count(&format!("profiles_{outcome}"), *count);
+    }
+    record.count("retried", summary.retried);
+    record.count("dead_lettered", summary.dead_lettered);
+    record.count("released", summary.released);
+    for error in errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        record.error(error);
+    }
     let outcomes: Vec<String> = tally
         .iter()
         .map(|(name, count)| format!("{name} {count}"))

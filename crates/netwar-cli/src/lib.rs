@@ -15,9 +15,11 @@ use netwar_core::config::Config;
 use tokio::sync::watch;
 
 pub mod commands;
+pub mod jobs;
 pub mod session;
 pub mod status;
 
+pub use jobs::JobRun;
 pub use session::{Session, install_crypto_provider};
 
 /// Exit codes, documented in every binary's `--help` and in README.

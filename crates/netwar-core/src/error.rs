@@ -71,6 +71,13 @@ pub enum Error {
         message: String,
     },
 
+    /// The configured store does not offer an operation (yet); another store kind does.
+    #[error("{store}: {operation} is not supported by this store")]
+    Unsupported {
+        store: &'static str,
+        operation: &'static str,
+    },
+
     /// The X API answered with a body netwar does not understand.
     #[error("X API answered {method} {path} with an unreadable body: {message}")]
     Decode {

@@ -9,6 +9,8 @@
 pub mod accounts;
 pub mod capture;
 pub mod enqueue;
+pub mod export;
+pub mod import;
 pub mod sink;
 pub mod worker;
 

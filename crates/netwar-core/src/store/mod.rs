@@ -10,6 +10,8 @@
 //! same state. That is what makes at-least-once queues and retried batches safe.
 
 pub mod elastic;
+pub mod health;
+pub mod jobs;
 pub mod neo4j;
 pub mod queue;
 pub mod redis;
@@ -27,6 +29,8 @@ use crate::model::{
     UserDoc, UserStatus, WeightedEdge,
 };
 
+pub use health::{HealthProblem, StoreHealth};
+pub use jobs::{JobOutcome, JobRecord};
 pub use queue::{
     CaptureState, DeadLetter, EnqueueSummary, Failure, InFlight, Job, Lease, LockHolder, Queue,
     QueueStats,
@@ -113,6 +117,38 @@ pub trait Archive: Send + Sync {
 
     /// Makes every write so far visible to searches (a refresh on Elasticsearch).
     async fn flush(&self) -> Result<()>;
+
+    /// Up to `batch` tweets matching `filter` (its `limit` is ignored) whose id is greater
+    /// than `after_id`, oldest id first. Calling it again with the last id returned walks the
+    /// whole archive in pages of constant size, however large it is (keyset paging).
+    async fn scan_tweets(
+        &self,
+        filter: &TweetQuery,
+        after_id: Option<&str>,
+        batch: usize,
+    ) -> Result<Vec<TweetDoc>> {
+        let _ = (filter, after_id, batch);
+        Err(crate::Error::Unsupported {
+            store: "archive",
+            operation: "scanning tweets",
+        })
+    }
+
+    /// Up to `batch` users with a profile or a recorded status whose id is greater than
+    /// `after_id`, by id, for the same kind of paging as [`Archive::scan_tweets`].
+    async fn scan_users(&self, after_id: Option<&str>, batch: usize) -> Result<Vec<StoredUser>> {
+        let _ = (after_id, batch);
+        Err(crate::Error::Unsupported {
+            store: "archive",
+            operation: "scanning users",
+        })
+    }
+
+    /// What the store is, its version, and what is missing for it to work (templates,
+    /// indices), for `netwar doctor`. An error means the store could not be asked at all.
+    async fn describe(&self) -> Result<StoreHealth> {
+        Ok(StoreHealth::unreported("archive"))
+    }
 }
 
 /// The interaction graph.
@@ -136,6 +172,12 @@ pub trait Graph: Send + Sync {
     async fn memberships(&self, list_id: Option<&str>) -> Result<Vec<Membership>>;
 
     async fn summary(&self) -> Result<GraphSummary>;
+
+    /// What the store is, its version, and what is missing (constraints, indices), for
+    /// `netwar doctor`. An error means the store could not be asked at all.
+    async fn describe(&self) -> Result<StoreHealth> {
+        Ok(StoreHealth::unreported("graph"))
+    }
 }
 
 /// The three roles as the configuration chose them, and the rate ledger the queue store

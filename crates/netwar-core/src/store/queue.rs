@@ -162,4 +162,28 @@ pub trait Queue: Send + Sync {
 
     /// Releases the lock if `holder` holds it.
     async fn unlock(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Writes a job record, replacing the one with the same id (a run records itself when it
+    /// starts and again when it ends).
+    async fn record_job(&self, record: &super::JobRecord) -> Result<()> {
+        let _ = record;
+        Err(crate::Error::Unsupported {
+            store: "queue",
+            operation: "recording jobs",
+        })
+    }
+
+    /// The `limit` most recently started job records, newest first.
+    async fn jobs(&self, limit: usize) -> Result<Vec<super::JobRecord>> {
+        let _ = limit;
+        Err(crate::Error::Unsupported {
+            store: "queue",
+            operation: "listing job records",
+        })
+    }
+
+    /// What the store is, its version, and what is wrong with it, for `netwar doctor`.
+    async fn describe(&self) -> Result<super::StoreHealth> {
+        Ok(super::StoreHealth::unreported("queue"))
+    }
 }

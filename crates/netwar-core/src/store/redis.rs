@@ -23,6 +23,8 @@
 //! | `P:state:S`       | hash       | capture-state key → JSON of the state, one hash per scope  |
 //! | `P:lock:N`        | string     | JSON of holder, acquired_at, expires_at; expires with PX   |
 //! | `P:rate:B`        | hash       | the shared rate budget `B`: limit, remaining, reset, exact |
+//! | `P:jobrec`        | hash       | job record id → JSON of the record (`netwar jobs`)         |
+//! | `P:jobrec:start`  | sorted set | job record ids, scored by their start time (ms)            |
 //!
 //! A job is in exactly one of the three sorted sets, and its record says which. The waiting set
 //! is ordered by sequence: new and failed jobs take the next `tail` number (the back of the
@@ -84,7 +86,9 @@ use serde::Deserialize;
 
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
-use crate::xapi::governor::SharedLedger;
+use crate::xapi::governor::{LedgerBudget, SharedLedger};
+
+use super::{JobRecord, StoreHealth};
 
 use super::queue::{
     CaptureState, DeadLetter, EnqueueSummary, Failure, InFlight, Job, Lease, LockHolder, Queue,
@@ -454,6 +458,52 @@ impl SharedLedger for RedisQueue {
             )
             .await?;
         Ok(())
+    }
+
+    async fn budgets(&self) -> Result<Vec<LedgerBudget>> {
+        let prefix = self.key("rate:");
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let mut command = redis::cmd("SCAN");
+            command
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}*"))
+                .arg("COUNT")
+                .arg(500);
+            let (next, found): (u64, Vec<String>) =
+                self.command("list rate budgets", command).await?;
+            keys.extend(found);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+
+        let mut budgets = Vec::new();
+        for key in keys {
+            let mut command = redis::cmd("HGETALL");
+            command.arg(&key);
+            let fields: HashMap<String, i64> = self
+                .command(&format!("read rate budget {key}"), command)
+                .await?;
+            // A budget that expired between SCAN and HGETALL reads as empty.
+            let Some(limit) = fields.get("limit") else {
+                continue;
+            };
+            let field = |name: &str| fields.get(name).copied().unwrap_or(0).max(0);
+            budgets.push(LedgerBudget {
+                key: key[prefix.len()..].to_owned(),
+                limit: (*limit).max(0) as u32,
+                remaining: field("remaining") as u32,
+                reset: field("reset") as u64,
+                from_headers: field("exact") == 1,
+            });
+        }
+        Ok(budgets)
     }
 }
 
@@ -937,6 +987,75 @@ impl Queue for RedisQueue {
             )
             .await?;
         Ok(())
+    }
+
+    async fn record_job(&self, record: &JobRecord) -> Result<()> {
+        let text = serde_json::to_string(record).map_err(|error| Error::store(STORE, error))?;
+        let mut write = redis::cmd("HSET");
+        write.arg(self.key("jobrec")).arg(&record.id).arg(text);
+        let _: i64 = self
+            .command(&format!("write job record {}", record.id), write)
+            .await?;
+        let mut index = redis::cmd("ZADD");
+        index
+            .arg(self.key("jobrec:start"))
+            .arg(record.started_at.timestamp_millis())
+            .arg(&record.id);
+        let _: i64 = self
+            .command(&format!("index job record {}", record.id), index)
+            .await?;
+        Ok(())
+    }
+
+    async fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
+        let mut newest = redis::cmd("ZREVRANGE");
+        newest
+            .arg(self.key("jobrec:start"))
+            .arg(0)
+            .arg(limit.max(1) as i64 - 1);
+        let ids: Vec<String> = self.command("list job records", newest).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut read = redis::cmd("HMGET");
+        read.arg(self.key("jobrec")).arg(&ids);
+        let texts: Vec<Option<String>> = self.command("read job records", read).await?;
+        texts
+            .into_iter()
+            .flatten()
+            .map(|text| serde_json::from_str(&text).map_err(|error| Error::store(STORE, error)))
+            .collect()
+    }
+
+    async fn describe(&self) -> Result<StoreHealth> {
+        let mut info = redis::cmd("INFO");
+        info.arg("server");
+        let text: String = self.command("read server info", info).await?;
+        let version = text
+            .lines()
+            .find_map(|line| line.strip_prefix("redis_version:"))
+            .map(|version| version.trim().to_owned());
+        let mut health = StoreHealth {
+            store: format!("redis {}", self.address),
+            version,
+            problems: Vec::new(),
+        };
+
+        // Queued jobs must survive a restart of the server. CONFIG may be disabled on managed
+        // servers; then nothing can be said either way.
+        let mut config = redis::cmd("CONFIG");
+        config.arg("GET").arg("appendonly");
+        if let Ok(pair) = self
+            .command::<Vec<String>>("read persistence settings", config)
+            .await
+            && pair.get(1).map(String::as_str) == Some("no")
+        {
+            health.problem(
+                "append-only persistence is off: a restart of Redis loses queued jobs",
+                "set `appendonly yes` in redis.conf (or run: redis-cli CONFIG SET appendonly yes)",
+            );
+        }
+        Ok(health)
     }
 }
 

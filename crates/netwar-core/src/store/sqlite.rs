@@ -36,7 +36,8 @@ use super::queue::{
     CaptureState, DeadLetter, EnqueueSummary, Failure, InFlight, Job, Lease, LockHolder, Queue,
     QueueStats,
 };
-use super::{Archive, Graph, StoredUser, TweetQuery, WriteSummary};
+use super::{Archive, Graph, JobRecord, StoreHealth, StoredUser, TweetQuery, WriteSummary};
+use crate::xapi::governor::LedgerBudget;
 
 const STORE: &str = "sqlite";
 
@@ -190,6 +191,12 @@ CREATE TABLE IF NOT EXISTS q_rates (
     reset INTEGER NOT NULL,
     exact INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS q_job_records (
+    id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS q_job_records_by_start ON q_job_records(started_at);
 CREATE TABLE IF NOT EXISTS q_locks (
     name TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
@@ -197,6 +204,17 @@ CREATE TABLE IF NOT EXISTS q_locks (
     expires_at TEXT NOT NULL
 );
 "#;
+
+/// The names of the tables and indices [`SCHEMA`] creates.
+fn schema_objects() -> impl Iterator<Item = &'static str> {
+    SCHEMA.lines().filter_map(|line| {
+        let rest = line
+            .strip_prefix("CREATE TABLE IF NOT EXISTS ")
+            .or_else(|| line.strip_prefix("CREATE INDEX IF NOT EXISTS "))
+            .or_else(|| line.strip_prefix("CREATE VIRTUAL TABLE IF NOT EXISTS "))?;
+        rest.split([' ', '(']).next()
+    })
+}
 
 /// The embedded store. Cloning shares the connection.
 #[derive(Clone, Debug)]
@@ -240,6 +258,51 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The library version, and whether the file holds every table netwar needs and passes
+    /// SQLite's own quick check.
+    async fn health(&self) -> Result<StoreHealth> {
+        let path = self.path.clone();
+        let (version, tables, check) = self
+            .with(|connection| {
+                let version: String =
+                    connection.query_row("SELECT sqlite_version()", [], |row| row.get(0))?;
+                let mut statement = connection
+                    .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")?;
+                let tables: BTreeSet<String> = statement
+                    .query_map([], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let check: String =
+                    connection.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+                Ok((version, tables, check))
+            })
+            .await?;
+
+        let mut health = StoreHealth {
+            store: format!("sqlite {}", path.display()),
+            version: Some(version),
+            problems: Vec::new(),
+        };
+        let missing: Vec<&str> = schema_objects()
+            .filter(|name| !tables.contains(*name))
+            .collect();
+        if !missing.is_empty() {
+            health.problem(
+                format!("missing tables or indices: {}", missing.join(", ")),
+                "open the file once with any netwar command as a user who may write it",
+            );
+        }
+        if check != "ok" {
+            health.problem(
+                format!("the file is damaged: {check}"),
+                format!(
+                    "restore {} from a backup, or `netwar export` what is readable",
+                    path.display()
+                ),
+            );
+        }
+        Ok(health)
     }
 
     /// Runs `work` on the blocking pool with the connection.
@@ -560,6 +623,111 @@ fn fts_query(text: &str) -> String {
         .join(" ")
 }
 
+/// The SQL conditions (over `tweets t`) and their values for a query's filters, and for
+/// `t.id > after` when paging.
+fn tweet_conditions(
+    query: &TweetQuery,
+    after: Option<i64>,
+) -> rusqlite::Result<(Vec<String>, Vec<rusqlite::types::Value>)> {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let mut bind = |conditions: &mut Vec<String>, clause: &str, value| {
+        values.push(value);
+        conditions.push(clause.replace('?', &format!("?{}", values.len())));
+    };
+    use rusqlite::types::Value as Sql;
+
+    if !query.text.trim().is_empty() {
+        bind(
+            &mut conditions,
+            "t.id IN (SELECT rowid FROM tweets_fts WHERE tweets_fts MATCH ?)",
+            Sql::Text(fts_query(&query.text)),
+        );
+    }
+    if let Some(tag) = &query.tag {
+        bind(
+            &mut conditions,
+            "t.id IN (SELECT tweet_id FROM tweet_tags WHERE tag = ?)",
+            Sql::Text(tag.clone()),
+        );
+    }
+    if let Some(author) = &query.author_id {
+        bind(
+            &mut conditions,
+            "t.author_id = ?",
+            Sql::Integer(numeric(author)?),
+        );
+    }
+    if let Some(username) = &query.author_username {
+        let name = username.trim_start_matches('@').to_owned();
+        bind(&mut conditions, "t.author_username = ?", Sql::Text(name));
+    }
+    if let Some(since) = query.since {
+        bind(
+            &mut conditions,
+            "t.created_at >= ?",
+            Sql::Text(time_text(since)),
+        );
+    }
+    if let Some(until) = query.until {
+        bind(
+            &mut conditions,
+            "t.created_at < ?",
+            Sql::Text(time_text(until)),
+        );
+    }
+    if let Some(lang) = &query.lang {
+        bind(&mut conditions, "t.lang = ?", Sql::Text(lang.clone()));
+    }
+    if let Some(links) = query.has_links {
+        bind(
+            &mut conditions,
+            "t.has_links = ?",
+            Sql::Integer(i64::from(links)),
+        );
+    }
+    if let Some(media) = query.has_media {
+        bind(
+            &mut conditions,
+            "t.has_media = ?",
+            Sql::Integer(i64::from(media)),
+        );
+    }
+    if let Some(kind) = query.kind {
+        bind(
+            &mut conditions,
+            "t.kind = ?",
+            Sql::Text(kind.as_str().to_owned()),
+        );
+    }
+    if let Some(after) = after {
+        bind(&mut conditions, "t.id > ?", Sql::Integer(after));
+    }
+    Ok((conditions, values))
+}
+
+/// Runs a query selecting `raw, includes, provenance` and rebuilds the documents.
+fn query_tweets(
+    connection: &Connection,
+    sql: &str,
+    values: Vec<rusqlite::types::Value>,
+) -> rusqlite::Result<Vec<TweetDoc>> {
+    let mut statement = connection.prepare(sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut tweets = Vec::new();
+    for row in rows {
+        let (raw, includes, provenance) = row?;
+        tweets.push(rebuild_tweet(&raw, &includes, &provenance)?);
+    }
+    Ok(tweets)
+}
+
 #[async_trait]
 impl Archive for SqliteStore {
     async fn upsert_tweets(&self, tweets: &[TweetDoc]) -> Result<WriteSummary> {
@@ -688,77 +856,7 @@ impl Archive for SqliteStore {
         let query = query.clone();
         self.with(move |connection| {
             let mut sql = String::from("SELECT t.raw, t.includes, t.provenance FROM tweets t");
-            let mut conditions: Vec<String> = Vec::new();
-            let mut values: Vec<rusqlite::types::Value> = Vec::new();
-            let mut bind = |conditions: &mut Vec<String>, clause: &str, value| {
-                values.push(value);
-                conditions.push(clause.replace('?', &format!("?{}", values.len())));
-            };
-            use rusqlite::types::Value as Sql;
-
-            if !query.text.trim().is_empty() {
-                bind(
-                    &mut conditions,
-                    "t.id IN (SELECT rowid FROM tweets_fts WHERE tweets_fts MATCH ?)",
-                    Sql::Text(fts_query(&query.text)),
-                );
-            }
-            if let Some(tag) = &query.tag {
-                bind(
-                    &mut conditions,
-                    "t.id IN (SELECT tweet_id FROM tweet_tags WHERE tag = ?)",
-                    Sql::Text(tag.clone()),
-                );
-            }
-            if let Some(author) = &query.author_id {
-                bind(
-                    &mut conditions,
-                    "t.author_id = ?",
-                    Sql::Integer(numeric(author)?),
-                );
-            }
-            if let Some(username) = &query.author_username {
-                let name = username.trim_start_matches('@').to_owned();
-                bind(&mut conditions, "t.author_username = ?", Sql::Text(name));
-            }
-            if let Some(since) = query.since {
-                bind(
-                    &mut conditions,
-                    "t.created_at >= ?",
-                    Sql::Text(time_text(since)),
-                );
-            }
-            if let Some(until) = query.until {
-                bind(
-                    &mut conditions,
-                    "t.created_at < ?",
-                    Sql::Text(time_text(until)),
-                );
-            }
-            if let Some(lang) = &query.lang {
-                bind(&mut conditions, "t.lang = ?", Sql::Text(lang.clone()));
-            }
-            if let Some(links) = query.has_links {
-                bind(
-                    &mut conditions,
-                    "t.has_links = ?",
-                    Sql::Integer(i64::from(links)),
-                );
-            }
-            if let Some(media) = query.has_media {
-                bind(
-                    &mut conditions,
-                    "t.has_media = ?",
-                    Sql::Integer(i64::from(media)),
-                );
-            }
-            if let Some(kind) = query.kind {
-                bind(
-                    &mut conditions,
-                    "t.kind = ?",
-                    Sql::Text(kind.as_str().to_owned()),
-                );
-            }
+            let (conditions, values) = tweet_conditions(&query, None)?;
             if !conditions.is_empty() {
                 sql.push_str(" WHERE ");
                 sql.push_str(&conditions.join(" AND "));
@@ -767,21 +865,7 @@ impl Archive for SqliteStore {
             if query.limit > 0 {
                 sql.push_str(&format!(" LIMIT {}", query.limit));
             }
-
-            let mut statement = connection.prepare(&sql)?;
-            let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            })?;
-            let mut tweets = Vec::new();
-            for row in rows {
-                let (raw, includes, provenance) = row?;
-                tweets.push(rebuild_tweet(&raw, &includes, &provenance)?);
-            }
-            Ok(tweets)
+            query_tweets(connection, &sql, values)
         })
         .await
     }
@@ -811,6 +895,50 @@ impl Archive for SqliteStore {
     async fn flush(&self) -> Result<()> {
         // Every write is committed before it returns; nothing is buffered.
         Ok(())
+    }
+
+    async fn scan_tweets(
+        &self,
+        filter: &TweetQuery,
+        after_id: Option<&str>,
+        batch: usize,
+    ) -> Result<Vec<TweetDoc>> {
+        let filter = filter.clone();
+        let after = after_id.map(str::to_owned);
+        self.with(move |connection| {
+            let after = after.as_deref().map(numeric).transpose()?;
+            let (conditions, values) = tweet_conditions(&filter, after)?;
+            let mut sql = String::from("SELECT t.raw, t.includes, t.provenance FROM tweets t");
+            if !conditions.is_empty() {
+                sql.push_str(" WHERE ");
+                sql.push_str(&conditions.join(" AND "));
+            }
+            sql.push_str(&format!(" ORDER BY t.id LIMIT {}", batch.max(1)));
+            query_tweets(connection, &sql, values)
+        })
+        .await
+    }
+
+    async fn scan_users(&self, after_id: Option<&str>, batch: usize) -> Result<Vec<StoredUser>> {
+        let after = after_id.map(str::to_owned);
+        self.with(move |connection| {
+            let after = after
+                .as_deref()
+                .map(numeric)
+                .transpose()?
+                .unwrap_or(i64::MIN);
+            let mut statement = connection.prepare_cached(
+                "SELECT id, username, status, last_observed_at, profile FROM users
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![after, batch.max(1) as i64], stored_user)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn describe(&self) -> Result<StoreHealth> {
+        self.health().await
     }
 }
 
@@ -940,6 +1068,10 @@ fn recompute_edge(transaction: &Transaction<'_>, source: i64, target: i64) -> ru
 
 #[async_trait]
 impl Graph for SqliteStore {
+    async fn describe(&self) -> Result<StoreHealth> {
+        self.health().await
+    }
+
     async fn write_tweets(&self, tweets: &[TweetDoc]) -> Result<()> {
         let tweets = tweets.to_vec();
         self.write(move |transaction| {
@@ -1488,6 +1620,39 @@ impl Queue for SqliteStore {
         })
         .await
     }
+
+    async fn record_job(&self, record: &JobRecord) -> Result<()> {
+        let record = record.clone();
+        self.write(move |transaction| {
+            transaction
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO q_job_records (id, started_at, record)
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    record.id,
+                    time_text(record.started_at),
+                    to_json(&record)?
+                ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT record FROM q_job_records ORDER BY started_at DESC, id DESC LIMIT ?1",
+            )?;
+            let rows = statement.query_map([limit.max(1) as i64], |row| row.get::<_, String>(0))?;
+            rows.map(|text| from_json(&text?)).collect()
+        })
+        .await
+    }
+
+    async fn describe(&self) -> Result<StoreHealth> {
+        self.health().await
+    }
 }
 
 fn epoch_now() -> i64 {
@@ -1560,6 +1725,25 @@ impl SharedLedger for SqliteStore {
                     .execute(params![key, limit, remaining, reset])?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn budgets(&self) -> Result<Vec<LedgerBudget>> {
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT key, rate_limit, remaining, reset, exact FROM q_rates ORDER BY key",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(LedgerBudget {
+                    key: row.get(0)?,
+                    limit: row.get::<_, i64>(1)?.max(0) as u32,
+                    remaining: row.get::<_, i64>(2)?.max(0) as u32,
+                    reset: row.get::<_, i64>(3)?.max(0) as u64,
+                    from_headers: row.get(4)?,
+                })
+            })?;
+            rows.collect()
         })
         .await
     }

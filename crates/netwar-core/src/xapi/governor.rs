@@ -219,6 +219,40 @@ pub trait SharedLedger: Send + Sync {
     /// Records what a response's headers say of the budget `key`.
     async fn observe(&self, key: &str, limit: u32, remaining: u32, reset: u64)
     -> crate::Result<()>;
+
+    /// Every budget the ledger holds, by key, for `netwar rates`.
+    async fn budgets(&self) -> crate::Result<Vec<LedgerBudget>> {
+        Err(crate::Error::Unsupported {
+            store: "queue",
+            operation: "listing rate budgets",
+        })
+    }
+}
+
+/// A budget as the shared ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerBudget {
+    /// `credential:pool:bucket` (see [`BudgetKey::ledger_key`]).
+    pub key: String,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Epoch seconds at which the window resets.
+    pub reset: u64,
+    /// True when the figures come from the API's headers, false while they are the count of
+    /// requests sent against the published limit.
+    pub from_headers: bool,
+}
+
+impl LedgerBudget {
+    /// The key's parts: credential, pool, bucket. Credential names may hold `:`, so the
+    /// split is from the right.
+    pub fn parts(&self) -> (&str, &str, &str) {
+        let mut parts = self.key.rsplitn(3, ':');
+        let bucket = parts.next().unwrap_or_default();
+        let pool = parts.next().unwrap_or_default();
+        let credential = parts.next().unwrap_or_default();
+        (credential, pool, bucket)
+    }
 }
 
 impl BudgetKey {
