@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod capture;
 pub mod enqueue;
 pub mod sink;
+pub mod stream;
 pub mod worker;
 
 pub use accounts::{AccountLines, AccountRef, RejectedLine, read_account_lines};
