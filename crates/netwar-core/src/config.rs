@@ -61,6 +61,9 @@ pub struct ApiConfig {
     pub max_attempts: u32,
     /// Seconds without a byte (not even a keep-alive) after which a stream is considered dead.
     pub stream_stall_secs: u64,
+    /// Multiplies the waits of X's stream reconnect schedule. 1.0 follows X; only a simulator
+    /// running a fast clock warrants less.
+    pub stream_backoff_scale: f64,
 }
 
 impl Default for ApiConfig {
@@ -74,6 +77,7 @@ impl Default for ApiConfig {
             timeout_secs: 30,
             max_attempts: 6,
             stream_stall_secs: 21,
+            stream_backoff_scale: 1.0,
         }
     }
 }

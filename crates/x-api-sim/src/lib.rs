@@ -37,8 +37,8 @@ pub mod world;
 
 /// The rule language used by search and the filtered stream. This alias is the only place
 /// that names the implementation.
-mod query_placeholder;
-pub(crate) use query_placeholder as query;
+pub mod rules;
+pub(crate) use rules as query;
 
 pub use auth::Credentials;
 pub use faults::FaultSpec;
@@ -191,6 +191,65 @@ impl SimHandle {
 
     pub fn stats(&self) -> Stats {
         self.sim.stats()
+    }
+
+    /// Ground truth for choosing accounts to follow: the ids of the public, active accounts that
+    /// published the most posts in `[from, to)`, busiest first, at most `count`.
+    pub fn busiest_accounts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        count: usize,
+    ) -> Vec<u64> {
+        let world = &self.sim.world;
+        let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+        let mut ranked: Vec<(u64, u64)> = (0..world.users.len() as u32)
+            .filter(|&v| {
+                let user = world.user(v);
+                !user.protected && user.status_at(to) == world::Status::Active
+            })
+            .map(|v| {
+                let posts = world.posted_count(v, to) - world.posted_count(v, from);
+                (posts, world.user(v).id)
+            })
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        ranked.into_iter().take(count).map(|(_, id)| id).collect()
+    }
+
+    /// Ground truth for stream clients: the ids of the posts published in `[from, to)` that a
+    /// filtered-stream rule with this value delivers (public posts of active accounts that
+    /// match it, read as the stream reads rules), in posting order.
+    pub fn stream_matches(
+        &self,
+        rule: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<u64>, String> {
+        let query = query::parse(rule, usize::MAX).map_err(|error| error.to_string())?;
+        let world = &self.sim.world;
+        let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+        let mut found = Vec::new();
+        for v in 0..world.users.len() as u32 {
+            let author = world.user(v);
+            let mut k = world.posted_count(v, from);
+            loop {
+                let t = world.tweet_time(v, k);
+                if t >= to || t >= author.schedule.end_ms {
+                    break;
+                }
+                let public = !author.protected && author.status_at(t) == world::Status::Active;
+                if public {
+                    let tweet = world.tweet(v, k);
+                    if matching::matches(world, &query, &tweet, t, matching::Mode::Stream) {
+                        found.push((t, world.tweet_id(v, k)));
+                    }
+                }
+                k += 1;
+            }
+        }
+        found.sort_unstable();
+        Ok(found.into_iter().map(|(_, id)| id).collect())
     }
 
     pub fn set_faults(&self, faults: FaultSpec) {

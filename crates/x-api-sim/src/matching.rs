@@ -6,7 +6,7 @@
 //! documents: it does not look inside quoted posts, and since May 2026 keyword terms no longer
 //! match retweets, modelled by giving retweets no searchable text.
 
-use crate::query::{MatchInput, Query};
+use crate::query::{Context, MatchInput, Query};
 use crate::world::{Kind, Tweet, World};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +69,11 @@ pub fn matches(world: &World, query: &Query, t: &Tweet, now: i64, mode: Mode) ->
         has_links: !t.entities.urls.is_empty(),
         has_geo: t.place.is_some(),
     };
-    query.matches(&input)
+    let context = match mode {
+        Mode::Search => Context::Search,
+        Mode::Stream => Context::Stream,
+    };
+    query.matches(&input, context)
 }
 
 /// The authors a query can only match, when it is a plain OR-list of `from:` terms or an AND

@@ -12,6 +12,7 @@ pub mod enqueue;
 pub mod export;
 pub mod import;
 pub mod sink;
+pub mod stream;
 pub mod worker;
 
 pub use accounts::{AccountLines, AccountRef, RejectedLine, read_account_lines};

@@ -25,4 +25,6 @@ pub use requests::{
     Exclude, NewRule, ResourceOutcome, SearchOptions, StreamRule, TimelineOptions, Window,
 };
 pub use response::{Includes, Meta, Outcome, Page, Problem};
-pub use stream::{MatchingRule, StreamConnection, StreamEvent, StreamKind, StreamedTweet};
+pub use stream::{
+    MatchingRule, RawEvent, StreamConnection, StreamError, StreamEvent, StreamKind, StreamedTweet,
+};

@@ -31,6 +31,17 @@ pub enum StreamEvent {
     KeepAlive,
 }
 
+/// One line as it arrived, for callers that keep it before parsing it.
+#[derive(Debug, Clone)]
+pub enum RawEvent {
+    /// A tweet's whole line (without the line break) and the tweet's id.
+    Tweet {
+        line: Vec<u8>,
+        id: String,
+    },
+    KeepAlive,
+}
+
 /// A tweet with its includes and the rules it matched.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StreamedTweet {
@@ -161,20 +172,7 @@ impl StreamConnection {
             if let Some(line) = self.take_line() {
                 return self.parse_line(&line);
             }
-            if self.buffer.len() > MAX_LINE {
-                return Err(self.network("a line exceeded 16 MiB without a line break"));
-            }
-
-            let chunk = match tokio::time::timeout(self.stall_timeout, self.body.next()).await {
-                Err(_) => {
-                    let seconds = self.stall_timeout.as_secs();
-                    return Err(self.network(&format!("no data for {seconds} s (stalled)")));
-                }
-                Ok(None) => return Err(self.network("the server closed the connection")),
-                Ok(Some(Err(error))) => return Err(self.network(&error.to_string())),
-                Ok(Some(Ok(chunk))) => chunk,
-            };
-            self.buffer.extend_from_slice(&chunk);
+            self.fill().await?;
         }
     }
 
@@ -190,20 +188,69 @@ impl StreamConnection {
         Some(line)
     }
 
+    /// The next line as it arrived: a tweet's raw JSON with its id, or a keep-alive. Callers
+    /// that keep what they receive on disk before parsing it (a spool) use this form.
+    pub async fn next_raw(&mut self) -> Result<RawEvent, StreamError> {
+        loop {
+            if let Some(line) = self.take_line() {
+                return match self.classify(&line)? {
+                    None => Ok(RawEvent::KeepAlive),
+                    Some(value) => {
+                        let id = value
+                            .pointer("/data/id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned();
+                        Ok(RawEvent::Tweet { line, id })
+                    }
+                };
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads the next chunk of the body into the buffer, or says why the connection ended.
+    async fn fill(&mut self) -> Result<(), StreamError> {
+        if self.buffer.len() > MAX_LINE {
+            return Err(self.network("a line exceeded 16 MiB without a line break"));
+        }
+        let chunk = match tokio::time::timeout(self.stall_timeout, self.body.next()).await {
+            Err(_) => {
+                let seconds = self.stall_timeout.as_secs();
+                return Err(self.network(&format!("no data for {seconds} s (stalled)")));
+            }
+            Ok(None) => return Err(self.network("the server closed the connection")),
+            Ok(Some(Err(error))) => return Err(self.network(&error.to_string())),
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        self.buffer.extend_from_slice(&chunk);
+        Ok(())
+    }
+
     fn parse_line(&mut self, line: &[u8]) -> Result<StreamEvent, StreamError> {
+        match self.classify(line)? {
+            None => Ok(StreamEvent::KeepAlive),
+            Some(value) => {
+                let tweet: StreamedTweet = serde_json::from_value(value)
+                    .map_err(|error| self.network(&format!("unreadable tweet: {error}")))?;
+                Ok(StreamEvent::Tweet(Box::new(tweet)))
+            }
+        }
+    }
+
+    /// `None` for a keep-alive, the object for a tweet; a notice or an unreadable line ends
+    /// the connection.
+    fn classify(&mut self, line: &[u8]) -> Result<Option<Value>, StreamError> {
         if line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(StreamEvent::KeepAlive);
+            return Ok(None);
         }
         let value: Value = serde_json::from_slice(line).map_err(|error| {
             self.network(&format!(
                 "unreadable line ({error}); the connection is corrupt"
             ))
         })?;
-
         if value.get("data").is_some() {
-            let tweet: StreamedTweet = serde_json::from_value(value)
-                .map_err(|error| self.network(&format!("unreadable tweet: {error}")))?;
-            return Ok(StreamEvent::Tweet(Box::new(tweet)));
+            return Ok(Some(value));
         }
 
         // Without data, a line is a notice; errors in it end the connection.

@@ -21,8 +21,11 @@ use std::sync::{Arc, Mutex};
 /// posts for pagination, expansions, lookups and streams that touch them repeatedly. Shards
 /// keep lock hold times short, and a full shard is simply emptied.
 pub struct TweetCache {
-    shards: Vec<Mutex<HashMap<(u32, u64), Arc<Tweet>>>>,
+    shards: Vec<CacheShard>,
 }
+
+/// One shard of the cache: posts by (author index, post index).
+type CacheShard = Mutex<HashMap<(u32, u64), Arc<Tweet>>>;
 
 const CACHE_SHARDS: usize = 32;
 const CACHE_PER_SHARD: usize = 1024;
