@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod capture;
 pub mod enqueue;
+pub mod observer;
 pub mod sink;
 pub mod worker;
 
