@@ -429,6 +429,9 @@ fn print_list_pass(list: &ListPassReport) {
         list.new,
         list.caught_up
     );
+    if list.window_short {
+        println!("    the List's newest 800 tweets did not reach the last pass: members caught up");
+    }
     for gap in &list.gaps {
         println!("    gap: {}", gap_text(gap));
     }

@@ -379,6 +379,9 @@ pub struct ListPassReport {
     /// Tweets stored from the List timeline and from members' own timelines.
     pub fetched: u64,
     pub new: u64,
+    /// The List timeline's newest 800 did not reach back to the last pass, so every
+    /// member's own timeline was read.
+    pub window_short: bool,
     /// Members whose own timelines were read.
     pub caught_up: u64,
     pub gaps: Vec<Gap>,
@@ -690,21 +693,21 @@ async fn pass_list(
     }
 
     // 3. Catch-up from members' own timelines: everyone when the List window fell short of
-    // the last pass, and those who left (the List timeline no longer shows them) always.
+    // the last pass; those who left (the List timeline no longer shows them) always; and
+    // protected members, whose posts the List timeline leaves out unless the reader follows
+    // them — their own timeline then either answers or confirms the gap.
     let mut catch_up: Vec<String> = entry.list.pending_catch_up.clone();
-    let window_short = previous_pass.is_some() && !window.reached_floor;
-    if window_short {
-        for (user, _) in &members {
-            if !catch_up.contains(user) {
-                catch_up.push(user.clone());
-            }
-        }
-    }
+    report.window_short = previous_pass.is_some() && !window.reached_floor;
     let protected: BTreeSet<&String> = members
         .iter()
         .filter(|(_, protected)| *protected)
         .map(|(id, _)| id)
         .collect();
+    for (user, _) in &members {
+        if (report.window_short || protected.contains(user)) && !catch_up.contains(user) {
+            catch_up.push(user.clone());
+        }
+    }
     if let Some(from) = previous_pass {
         let gap = |user: &str, reason: &str| Gap {
             list_id: list_id.clone(),
@@ -714,10 +717,6 @@ async fn pass_list(
             since_id: floor.clone(),
             reason: reason.to_owned(),
         };
-        // Protected members' posts reach neither the List timeline nor their own.
-        for user in &protected {
-            report.gaps.push(gap(user, "protected"));
-        }
         let outcomes =
             catch_up_members(context, options, &catch_up, floor.as_deref(), &tag).await?;
         for (user, outcome) in outcomes {
@@ -733,7 +732,6 @@ async fn pass_list(
                         }
                         AccountOutcome::Captured => {}
                         AccountOutcome::Capped => report.gaps.push(gap(&user, "timeline_cap")),
-                        AccountOutcome::Protected if protected.contains(&user) => {}
                         other => report.gaps.push(gap(&user, other.as_str())),
                     }
                 }
