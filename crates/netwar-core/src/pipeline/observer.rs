@@ -634,7 +634,8 @@ async fn pass_list(
     };
 
     // 1. Membership: the members now, against the open memberships the graph holds.
-    let Some(members) = read_members(client, sink, &list_id).await? else {
+    let Some(members) = read_members(client, sink, &list_id, &mut report.profile_changes).await?
+    else {
         report.outcome = "not_found".to_owned();
         entry.state.last_run = Some(now);
         entry.state.last_outcome = Some("not_found".to_owned());
@@ -796,12 +797,14 @@ fn add_gap(gaps: &mut Vec<Gap>, gap: Gap) {
     }
 }
 
-/// The members of a List with whether each is protected, their profiles stored on the way;
-/// `None` when the List cannot be read (deleted, or private to another account).
+/// The members of a List with whether each is protected, their profiles stored on the way
+/// (the changes they brought are counted in `profile_changes`); `None` when the List cannot
+/// be read (deleted, or private to another account).
 async fn read_members(
     client: &Client,
     sink: &super::Sink,
     list_id: &str,
+    profile_changes: &mut u64,
 ) -> Result<Option<Vec<(String, bool)>>> {
     let mut pages = client.list_members(list_id)?;
     let provenance = sink.provenance(Via::List, Some(&format!("list:{list_id}")));
@@ -812,7 +815,8 @@ async fn read_members(
             return Ok(None);
         }
         first = false;
-        sink.store_users(&page.data, Via::List, &provenance).await?;
+        let changes = sink.store_users(&page.data, Via::List, &provenance).await?;
+        *profile_changes += changes.len() as u64;
         for user in &page.data {
             if let Some(id) = text(user, "id") {
                 let protected = user.get("protected").and_then(Value::as_bool) == Some(true);
@@ -1015,6 +1019,63 @@ mod tests {
         );
         assert!(parse_list_ref("journalists").is_err());
         assert!(parse_list_ref("https://x.com/i/lists/").is_err());
+    }
+
+    fn client(tier: crate::config::Tier) -> Client {
+        let config = crate::config::ApiConfig {
+            tier,
+            ..crate::config::ApiConfig::default()
+        };
+        let credential = crate::config::Credential {
+            bearer_token: Some(crate::secret::Secret::new("token")),
+            ..crate::config::Credential::default()
+        };
+        let credentials = crate::config::CredentialsFile {
+            path: std::path::PathBuf::from("credentials.toml"),
+            sets: [("default".to_owned(), credential)].into_iter().collect(),
+        };
+        Client::new(&config, &credentials, Some("default")).unwrap()
+    }
+
+    #[test]
+    fn a_pass_defers_what_does_not_fit_the_window_and_says_which_endpoint() {
+        let client = client(crate::config::Tier::Pro);
+        let mut budget = Budget::new(&client, 1);
+
+        // Owned Lists: 15 readings per 15 minutes, the sixteenth waits for the next pass.
+        for source in 0..15 {
+            let subject = format!("owned-by:{source}");
+            budget
+                .spend(&subject, &[(Endpoint::OwnedLists, 1)], false)
+                .unwrap();
+        }
+        let deferral = budget
+            .spend("owned-by:15", &[(Endpoint::OwnedLists, 1)], false)
+            .unwrap_err();
+        assert_eq!(deferral.endpoint, "/2/users/:id/owned_lists");
+        assert_eq!((deferral.needed, deferral.available), (1, 0));
+
+        // A List of 95,000 members needs 950 member pages of the 900 a window allows: it is
+        // deferred behind others, but runs when it is the first of a pass.
+        let huge = TrackedList {
+            member_count: 95_000,
+            profiles_at: Some(Utc::now()),
+            ..TrackedList::default()
+        };
+        let options = PassOptions {
+            holder: "test".to_owned(),
+            lock_ttl: Duration::from_secs(60),
+            profile_every: Duration::from_secs(3600),
+            sources_every: Duration::from_secs(3600),
+            budget_windows: 1,
+            concurrency: 1,
+        };
+        let calls = planned_calls(&huge, &options);
+        let deferral = budget.spend("1", &calls, false).unwrap_err();
+        assert_eq!(deferral.endpoint, "/2/lists/:id/members");
+        assert!(budget.spend("1", &calls, true).is_ok());
+        let mut two_windows = Budget::new(&client, 2);
+        assert!(two_windows.spend("1", &calls, false).is_ok());
     }
 
     #[test]
