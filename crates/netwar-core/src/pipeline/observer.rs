@@ -343,7 +343,7 @@ pub async fn untrack(queue: &dyn Queue, list_id: &str) -> Result<bool> {
 pub struct PassOptions {
     /// Who holds the lock (host and process).
     pub holder: String,
-    /// How long the lock lasts without renewal; a pass renews it after every List.
+    /// How long the lock lasts without renewal; a running pass renews it every third of it.
     pub lock_ttl: Duration,
     /// Look up every member's profile when the last full lookup is older than this.
     pub profile_every: Duration,
@@ -425,7 +425,33 @@ pub async fn run_pass(
     {
         return Ok(Err(Locked(holder)));
     }
-    let result = pass_locked(context, options).await;
+    // The lock is renewed every third of its lifetime while the pass runs, so only a pass
+    // that stopped running (killed, or its machine gone) lets it expire.
+    let renew = async {
+        let mut ticks = tokio::time::interval(options.lock_ttl / 3);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            match queue
+                .try_lock(PASS_LOCK, &options.holder, options.lock_ttl)
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(holder)) => {
+                    return Error::InvalidInput(format!(
+                        "the pass lock was taken over by {} (this pass could not renew it in \
+                         time); raise --lock-ttl",
+                        holder.holder
+                    ));
+                }
+                Err(error) => tracing::warn!(%error, "Renewing the pass lock failed."),
+            }
+        }
+    };
+    let result = tokio::select! {
+        result = pass_locked(context, options) => result,
+        error = renew => Err(error),
+    };
     // The lock is released even when the pass failed; a crash leaves it to expire.
     let unlocked = queue.unlock(PASS_LOCK, &options.holder).await;
     let report = result?;
@@ -510,19 +536,6 @@ async fn pass_locked(context: Context<'_>, options: &PassOptions) -> Result<Pass
         }
         list_report.list_id = list_id;
         report.lists.push(list_report);
-
-        // Renewing proves the pass is alive; losing the lock means another pass took over
-        // after this one overran the lock's lifetime, so this one stops.
-        if let Err(holder) = queue
-            .try_lock(PASS_LOCK, &options.holder, options.lock_ttl)
-            .await?
-        {
-            return Err(Error::InvalidInput(format!(
-                "the pass lock was taken over by {} while this pass ran longer than its \
-                 lifetime; raise --lock-ttl",
-                holder.holder
-            )));
-        }
     }
     Ok(report)
 }
