@@ -68,10 +68,7 @@ async fn a_bulk_capture_archives_every_tweet_up_to_the_cap_without_one_429() {
     enqueue.arg("enqueue").arg(&file);
     let (code, stdout, stderr) = run_async(enqueue).await;
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.starts_with("queued 300, already queued 0, rejected 0"),
-        "{stdout}"
-    );
+    assert!(stdout.starts_with("queued 300, already queued 0, rejected 0"), "{stdout}");
 
     let wall = Instant::now();
     let mut run = command("timeline-bulk", &env.config_path);
@@ -81,10 +78,7 @@ async fn a_bulk_capture_archives_every_tweet_up_to_the_cap_without_one_429() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
 
     let stats = env.sim.stats();
-    assert_eq!(
-        stats.too_many_requests, 0,
-        "the simulator answered 429: {stats:?}"
-    );
+    assert_eq!(stats.too_many_requests, 0, "the simulator answered 429: {stats:?}");
 
     // Every tweet that existed when the run started and is still within the cap now (the cap
     // only moves forward) was reachable, so it must be archived.
@@ -99,26 +93,17 @@ async fn a_bulk_capture_archives_every_tweet_up_to_the_cap_without_one_429() {
     let mut expected_total = 0;
     for user in end.users_where("active", false) {
         let id = Truth::text(user, "id");
-        if !accounts
-            .iter()
-            .any(|account| Truth::text(account, "id") == id)
-        {
+        if !accounts.iter().any(|account| Truth::text(account, "id") == id) {
             continue;
         }
         for tweet in end.visible_timeline(id, 3_200) {
             if created[tweet.as_str()] <= cutoff.as_str() {
                 expected_total += 1;
-                assert!(
-                    archived.contains(&tweet),
-                    "tweet {tweet} of {id} is missing"
-                );
+                assert!(archived.contains(&tweet), "tweet {tweet} of {id} is missing");
             }
         }
     }
-    assert!(
-        expected_total > 10_000,
-        "too small a world to prove much: {expected_total}"
-    );
+    assert!(expected_total > 10_000, "too small a world to prove much: {expected_total}");
 
     // Closed accounts are reported as such, and did not stop the run.
     let outcomes = not_captured(&env).await;
@@ -152,22 +137,14 @@ async fn a_second_run_fetches_only_new_tweets() {
     };
     let env = SimEnv::start(config).await;
     let truth = env.truth();
-    let accounts: Vec<&Value> = truth
-        .users_where("active", false)
-        .into_iter()
-        .take(30)
-        .collect();
+    let accounts: Vec<&Value> = truth.users_where("active", false).into_iter().take(30).collect();
     let file = accounts_file(&env, &accounts);
 
     for round in 0..2 {
         if round == 1 {
             env.sim.advance(Duration::from_secs(24 * 3_600));
         }
-        let before: u64 = env
-            .sim
-            .stats()
-            .requests
-            .get("/2/users/:id/tweets")
+        let before: u64 = env.sim.stats().requests.get("/2/users/:id/tweets")
             .map_or(0, |counts| counts.values().sum());
         let mut enqueue = command("timeline-bulk", &env.config_path);
         enqueue.arg("enqueue").arg(&file);
@@ -176,9 +153,7 @@ async fn a_second_run_fetches_only_new_tweets() {
         run.arg("run");
         let (code, stdout, stderr) = run_async(run).await;
         assert_eq!(code, 0, "{stdout}{stderr}");
-        let after: u64 = env.sim.stats().requests["/2/users/:id/tweets"]
-            .values()
-            .sum();
+        let after: u64 = env.sim.stats().requests["/2/users/:id/tweets"].values().sum();
 
         if round == 1 {
             // One page per account: a day's posts fit in one page of 100.
@@ -190,10 +165,7 @@ async fn a_second_run_fetches_only_new_tweets() {
     let truth = env.truth();
     for user in &accounts {
         for tweet in truth.visible_timeline(Truth::text(user, "id"), 3_200) {
-            assert!(
-                archived.contains(&tweet),
-                "new tweet {tweet} missing after the second run"
-            );
+            assert!(archived.contains(&tweet), "new tweet {tweet} missing after the second run");
         }
     }
 }
@@ -218,8 +190,7 @@ async fn runs_killed_at_random_moments_lose_and_duplicate_nothing() {
     for _ in 0..4 {
         let mut run = command("timeline-bulk", &env.config_path);
         run.args(["run", "--lease", "10", "--concurrency", "3"]);
-        run.stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        run.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         let mut child = run.spawn().unwrap();
         tokio::time::sleep(Duration::from_millis(rng.u64(300..2_500))).await;
         let _ = child.kill();
@@ -242,10 +213,10 @@ async fn runs_killed_at_random_moments_lose_and_duplicate_nothing() {
     // A clean capture of the same frozen world into a fresh store holds exactly the same.
     let clean_dir = tempfile::tempdir().unwrap();
     let clean_config = clean_dir.path().join("netwar.conf");
-    let text = std::fs::read_to_string(&env.config_path).unwrap().replace(
-        &env.dir.path().join("netwar.sqlite").display().to_string(),
-        &clean_dir.path().join("netwar.sqlite").display().to_string(),
-    );
+    let text = std::fs::read_to_string(&env.config_path)
+        .unwrap()
+        .replace(&env.dir.path().join("netwar.sqlite").display().to_string(),
+                 &clean_dir.path().join("netwar.sqlite").display().to_string());
     std::fs::write(&clean_config, text).unwrap();
     let mut enqueue = command("timeline-bulk", &clean_config);
     enqueue.arg("enqueue").arg(&file);
@@ -254,30 +225,16 @@ async fn runs_killed_at_random_moments_lose_and_duplicate_nothing() {
     run.arg("run");
     assert_eq!(run_async(run).await.0, 0);
 
-    let crashed =
-        netwar_core::store::sqlite::SqliteStore::open(&env.dir.path().join("netwar.sqlite"))
-            .unwrap();
-    let clean =
-        netwar_core::store::sqlite::SqliteStore::open(&clean_dir.path().join("netwar.sqlite"))
-            .unwrap();
+    let crashed = netwar_core::store::sqlite::SqliteStore::open(&env.dir.path().join("netwar.sqlite")).unwrap();
+    let clean = netwar_core::store::sqlite::SqliteStore::open(&clean_dir.path().join("netwar.sqlite")).unwrap();
     use netwar_core::store::{Archive, Graph};
-    assert_eq!(
-        Archive::count_tweets(&crashed).await.unwrap(),
-        Archive::count_tweets(&clean).await.unwrap()
-    );
-    assert_eq!(
-        Graph::summary(&crashed).await.unwrap(),
-        Graph::summary(&clean).await.unwrap()
-    );
+    assert_eq!(Archive::count_tweets(&crashed).await.unwrap(), Archive::count_tweets(&clean).await.unwrap());
+    assert_eq!(Graph::summary(&crashed).await.unwrap(), Graph::summary(&clean).await.unwrap());
     let clean_ids = {
-        let connection =
-            rusqlite::Connection::open(clean_dir.path().join("netwar.sqlite")).unwrap();
+        let connection = rusqlite::Connection::open(clean_dir.path().join("netwar.sqlite")).unwrap();
         let mut statement = connection.prepare("SELECT id FROM tweets").unwrap();
-        statement
-            .query_map([], |row| row.get::<_, i64>(0))
-            .unwrap()
-            .map(|id| id.unwrap().to_string())
-            .collect::<HashSet<_>>()
+        statement.query_map([], |row| row.get::<_, i64>(0)).unwrap()
+            .map(|id| id.unwrap().to_string()).collect::<HashSet<_>>()
     };
     assert_eq!(archived_ids(&env), clean_ids);
 }
@@ -302,19 +259,12 @@ async fn a_large_file_with_bad_lines_is_queued_with_every_rejection_reported() {
     let mut enqueue = command("timeline-bulk", &env.config_path);
     enqueue.args(["enqueue", "--no-resolve"]).arg(&path);
     let (code, stdout, stderr) = run_async(enqueue).await;
-    assert_eq!(
-        code, 1,
-        "rejected lines make the exit code 1: {stdout}{stderr}"
-    );
+    assert_eq!(code, 1, "rejected lines make the exit code 1: {stdout}{stderr}");
     assert!(
         stdout.starts_with("queued 70000, already queued 1, rejected 10000 (80001 lines read"),
         "{stdout}"
     );
-    assert!(
-        stderr.contains("warning: line 1: `bad name 0`"),
-        "{}",
-        &stderr[..300.min(stderr.len())]
-    );
+    assert!(stderr.contains("warning: line 1: `bad name 0`"), "{}", &stderr[..300.min(stderr.len())]);
     assert!(stderr.contains("line 99991:"));
 }
 
@@ -327,10 +277,7 @@ async fn a_bad_configuration_is_a_usage_error_naming_the_key() {
     status.arg("status");
     let (code, _, stderr) = run_async(status).await;
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("qeueu") && stderr.contains("bad.conf"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("qeueu") && stderr.contains("bad.conf"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,11 +290,7 @@ async fn two_workers_on_one_credential_share_its_budget_and_the_queue() {
     };
     let env = SimEnv::start(config).await;
     let truth = env.truth();
-    let accounts: Vec<&Value> = truth
-        .users_where("active", false)
-        .into_iter()
-        .take(20)
-        .collect();
+    let accounts: Vec<&Value> = truth.users_where("active", false).into_iter().take(20).collect();
     let file = accounts_file(&env, &accounts);
     let mut enqueue = command("timeline-bulk", &env.config_path);
     enqueue.args(["enqueue", "--no-resolve"]).arg(&file);
@@ -365,12 +308,7 @@ async fn two_workers_on_one_credential_share_its_budget_and_the_queue() {
         assert_eq!(code, 0, "{stdout}{stderr}");
     }
 
-    assert_eq!(
-        env.sim.stats().too_many_requests,
-        0,
-        "{:?}",
-        env.sim.stats()
-    );
+    assert_eq!(env.sim.stats().too_many_requests, 0, "{:?}", env.sim.stats());
     let mut status = command("timeline-bulk", &env.config_path);
     status.args(["status", "--json"]);
     let report: Value = serde_json::from_str(&run_async(status).await.1).unwrap();

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use netwar_core::Error;
 use netwar_core::xapi::{
-    Call, End, Endpoint, Exclude, Outcome, SearchOptions, StreamEvent, StreamKind, TimelineOptions,
-    Window, pin,
+    Call, End, Endpoint, Exclude, Outcome, SearchOptions, StreamEvent, StreamKind,
+    TimelineOptions, Window, pin,
 };
 use netwar_tests::sim::{SimEnv, Truth};
 use serde_json::Value;
@@ -47,15 +47,9 @@ async fn user_lookups_report_each_account_s_outcome() {
 
     let asked = vec![active.clone(), suspended.clone(), deleted.clone()];
     let page = client.users_by_ids(&asked).await.unwrap();
-    let outcomes: Vec<Outcome> = page
-        .outcomes(&asked, false)
-        .into_iter()
-        .map(|outcome| outcome.outcome)
-        .collect();
-    assert_eq!(
-        outcomes,
-        vec![Outcome::Found, Outcome::Suspended, Outcome::NotFound]
-    );
+    let outcomes: Vec<Outcome> =
+        page.outcomes(&asked, false).into_iter().map(|outcome| outcome.outcome).collect();
+    assert_eq!(outcomes, vec![Outcome::Found, Outcome::Suspended, Outcome::NotFound]);
     // The whole payload was asked for, so more than the default fields came back.
     assert!(page.data[0].get("public_metrics").is_some());
     assert!(page.data[0].get("created_at").is_some());
@@ -63,15 +57,9 @@ async fn user_lookups_report_each_account_s_outcome() {
     let active_name = Truth::text(truth.users_where("active", false)[0], "username").to_owned();
     let asked = vec![format!("@{active_name}"), "nobody_here_x".to_owned()];
     let page = client.users_by_usernames(&asked).await.unwrap();
-    let names: Vec<String> = asked
-        .iter()
-        .map(|name| name.trim_start_matches('@').to_owned())
-        .collect();
-    let outcomes: Vec<Outcome> = page
-        .outcomes(&names, true)
-        .into_iter()
-        .map(|outcome| outcome.outcome)
-        .collect();
+    let names: Vec<String> = asked.iter().map(|name| name.trim_start_matches('@').to_owned()).collect();
+    let outcomes: Vec<Outcome> =
+        page.outcomes(&names, true).into_iter().map(|outcome| outcome.outcome).collect();
     assert_eq!(outcomes, vec![Outcome::Found, Outcome::NotFound]);
 
     let single = client.user_by_id(&deleted).await.unwrap();
@@ -109,31 +97,13 @@ async fn a_timeline_pages_to_its_end_and_to_the_cap() {
     let client = env.client("default");
 
     let (short, _) = truth.active_with_tweets(150..3_000)[0].clone();
-    let (ids, end) = all_ids(
-        client
-            .user_tweets(&short, &TimelineOptions::default())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        ids,
-        truth.visible_timeline(&short, 3_200),
-        "every tweet, newest first"
-    );
+    let (ids, end) = all_ids(client.user_tweets(&short, &TimelineOptions::default()).unwrap()).await;
+    assert_eq!(ids, truth.visible_timeline(&short, 3_200), "every tweet, newest first");
     assert_eq!(end, Some(End::Exhausted));
 
     let (long, _) = truth.active_with_tweets(3_300..100_000)[0].clone();
-    let (ids, end) = all_ids(
-        client
-            .user_tweets(&long, &TimelineOptions::default())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        ids,
-        truth.visible_timeline(&long, 3_200),
-        "the visible part of the newest 3,200"
-    );
+    let (ids, end) = all_ids(client.user_tweets(&long, &TimelineOptions::default()).unwrap()).await;
+    assert_eq!(ids, truth.visible_timeline(&long, 3_200), "the visible part of the newest 3,200");
     assert!(ids.len() > 3_000);
     assert_eq!(end, Some(End::Capped { cap: 3_200 }));
 
@@ -171,10 +141,7 @@ async fn a_protected_timeline_is_an_outcome_not_a_failure() {
     let env = SimEnv::start(world(300)).await;
     let truth = env.truth();
     let protected = Truth::text(truth.users_where("active", true)[0], "id").to_owned();
-    let mut pages = env
-        .client("default")
-        .user_tweets(&protected, &TimelineOptions::default())
-        .unwrap();
+    let mut pages = env.client("default").user_tweets(&protected, &TimelineOptions::default()).unwrap();
     let page = pages.next_page().await.unwrap().unwrap();
     assert!(page.data.is_empty());
     assert_eq!(page.errors[0].outcome(), Outcome::Protected);
@@ -206,11 +173,7 @@ async fn followers_and_following_match_the_follow_graph() {
         .map(|follow| Truth::text(follow, "target_id").to_owned())
         .collect();
     let (ids, _) = all_ids(client.following(&user).unwrap()).await;
-    assert!(
-        ids.into_iter()
-            .collect::<HashSet<_>>()
-            .is_subset(&expected_following)
-    );
+    assert!(ids.into_iter().collect::<HashSet<_>>().is_subset(&expected_following));
 }
 
 #[tokio::test]
@@ -243,10 +206,7 @@ async fn lists_their_members_and_their_tweets() {
         .collect();
     let (members, _) = all_ids(client.list_members(list).unwrap()).await;
     let members: HashSet<String> = members.into_iter().collect();
-    assert!(
-        members.is_subset(&current),
-        "members that are not in the truth"
-    );
+    assert!(members.is_subset(&current), "members that are not in the truth");
 
     let (tweets, end) = all_ids(client.list_tweets(list).unwrap()).await;
     assert!(tweets.len() <= 800);
@@ -270,25 +230,12 @@ async fn tweets_by_id_and_recent_search() {
 
     let page = client.tweets_by_ids(&ids[..5].to_vec()).await.unwrap();
     assert_eq!(page.data.len(), 5);
-    assert!(
-        page.includes
-            .users
-            .iter()
-            .any(|author| author["id"] == user.as_str())
-    );
+    assert!(page.includes.users.iter().any(|author| author["id"] == user.as_str()));
 
     let options = SearchOptions::default();
-    let (found, _) = all_ids(
-        client
-            .search_recent(&format!("from:{user}"), &options)
-            .unwrap(),
-    )
-    .await;
+    let (found, _) = all_ids(client.search_recent(&format!("from:{user}"), &options).unwrap()).await;
     assert!(!found.is_empty());
-    assert!(
-        found.iter().all(|id| ids.contains(id)),
-        "search returned another author's tweet"
-    );
+    assert!(found.iter().all(|id| ids.contains(id)), "search returned another author's tweet");
 }
 
 #[tokio::test]
@@ -301,10 +248,7 @@ async fn an_invalid_request_fails_at_once_with_x_s_problem() {
         .param("max_results", "0");
     let started = Instant::now();
     let error = client.page(&call).await.unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "a 400 was retried"
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "a 400 was retried");
     match error {
         Error::Api {
             status, problem, ..
@@ -339,39 +283,21 @@ async fn bad_credentials_are_refused_with_401_and_not_retried() {
 
     let error = env.user_client("default").me().await.unwrap_err();
     assert!(matches!(error, Error::Api { status: 401, .. }), "{error}");
-    let error = env
-        .client("default")
-        .users_by_ids(&["12".to_owned()])
-        .await
-        .unwrap_err();
+    let error = env.client("default").users_by_ids(&["12".to_owned()]).await.unwrap_err();
     assert!(matches!(error, Error::Api { status: 401, .. }), "{error}");
-    assert!(
-        !error.to_string().contains("wrong"),
-        "a secret leaked into an error: {error}"
-    );
+    assert!(!error.to_string().contains("wrong"), "a secret leaked into an error: {error}");
 }
 
 #[tokio::test]
 async fn server_errors_and_broken_bodies_are_retried_until_they_succeed() {
     let mut config = frozen(200);
-    config.faults = "error_rate=0.25,truncate_rate=0.1,cut_rate=0.1"
-        .parse::<FaultSpec>()
-        .unwrap();
+    config.faults = "error_rate=0.25,truncate_rate=0.1,cut_rate=0.1".parse::<FaultSpec>().unwrap();
     let env = SimEnv::start(config).await;
     let truth = env.truth();
     let (user, _) = truth.active_with_tweets(500..3_000)[0].clone();
 
-    let (ids, _) = all_ids(
-        env.client("default")
-            .user_tweets(&user, &TimelineOptions::default())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        ids,
-        truth.visible_timeline(&user, 3_200),
-        "a fault lost tweets"
-    );
+    let (ids, _) = all_ids(env.client("default").user_tweets(&user, &TimelineOptions::default()).unwrap()).await;
+    assert_eq!(ids, truth.visible_timeline(&user, 3_200), "a fault lost tweets");
     let stats = env.sim.stats();
     let failures: u64 = [500, 502, 503, 504]
         .iter()
@@ -393,25 +319,12 @@ async fn the_governor_keeps_a_long_run_under_the_limit_on_the_fast_clock() {
     assert!(count >= 3_200);
 
     let started = Instant::now();
-    let (ids, end) = all_ids(
-        env.client("default")
-            .user_tweets(&user, &TimelineOptions::default())
-            .unwrap(),
-    )
-    .await;
+    let (ids, end) = all_ids(env.client("default").user_tweets(&user, &TimelineOptions::default()).unwrap()).await;
     assert_eq!(ids.len(), 3_200);
     assert_eq!(end, Some(End::Capped { cap: 3_200 }));
-    assert_eq!(
-        env.sim.stats().too_many_requests,
-        0,
-        "the simulator answered 429"
-    );
+    assert_eq!(env.sim.stats().too_many_requests, 0, "the simulator answered 429");
     // 33 requests at 10 per window need at least three window resets.
-    assert!(
-        started.elapsed() >= Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_secs(3), "{:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -436,14 +349,8 @@ async fn a_429_caused_by_another_process_is_waited_out() {
     assert!(refused_before > 0);
 
     let started = Instant::now();
-    let mut pages = env
-        .client("default")
-        .user_tweets(&user, &TimelineOptions::default())
-        .unwrap();
-    pages
-        .next_page()
-        .await
-        .expect("the request succeeds after the reset");
+    let mut pages = env.client("default").user_tweets(&user, &TimelineOptions::default()).unwrap();
+    pages.next_page().await.expect("the request succeeds after the reset");
     assert!(started.elapsed() >= Duration::from_millis(500));
     assert_eq!(env.sim.stats().too_many_requests, refused_before + 1);
 }
@@ -461,33 +368,19 @@ async fn the_filtered_stream_delivers_matching_tweets_and_keep_alives() {
         .take(20)
         .map(|(id, _)| id)
         .collect();
-    let value = followed
-        .iter()
-        .map(|id| format!("from:{id}"))
-        .collect::<Vec<_>>()
-        .join(" OR ");
+    let value = followed.iter().map(|id| format!("from:{id}")).collect::<Vec<_>>().join(" OR ");
 
     let rule = netwar_core::xapi::NewRule {
         value,
         tag: Some("watch".to_owned()),
     };
-    let dry = client
-        .add_stream_rules(std::slice::from_ref(&rule), true)
-        .await
-        .unwrap();
-    assert!(
-        client.stream_rules().await.unwrap().is_empty(),
-        "a dry run created rules"
-    );
+    let dry = client.add_stream_rules(std::slice::from_ref(&rule), true).await.unwrap();
+    assert!(client.stream_rules().await.unwrap().is_empty(), "a dry run created rules");
     assert!(dry.errors.is_empty(), "{:?}", dry.errors);
     client.add_stream_rules(&[rule], false).await.unwrap();
     assert_eq!(client.stream_rules().await.unwrap().len(), 1);
 
-    let mut stream = client
-        .connect_stream(StreamKind::Filtered, None)
-        .await
-        .map_err(|e| e.error)
-        .unwrap();
+    let mut stream = client.connect_stream(StreamKind::Filtered, None).await.map_err(|e| e.error).unwrap();
     let (mut tweets, mut keep_alives) = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(20);
     while (tweets < 3 || keep_alives < 1) && Instant::now() < deadline {
@@ -501,20 +394,11 @@ async fn the_filtered_stream_delivers_matching_tweets_and_keep_alives() {
             StreamEvent::KeepAlive => keep_alives += 1,
         }
     }
-    assert!(
-        tweets >= 3 && keep_alives >= 1,
-        "{tweets} tweets, {keep_alives} keep-alives"
-    );
+    assert!(tweets >= 3 && keep_alives >= 1, "{tweets} tweets, {keep_alives} keep-alives");
 
     // A second connection for the same app is refused as X does.
-    let second = client
-        .connect_stream(StreamKind::Filtered, None)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        second.failure,
-        netwar_core::xapi::StreamFailure::TooManyRequests
-    );
+    let second = client.connect_stream(StreamKind::Filtered, None).await.unwrap_err();
+    assert_eq!(second.failure, netwar_core::xapi::StreamFailure::TooManyRequests);
 }
 
 #[tokio::test]
@@ -524,7 +408,8 @@ async fn a_stalled_stream_is_detected_as_a_network_failure() {
     let env = SimEnv::start(config).await;
     let mut api = env.config().api;
     api.stream_stall_secs = 2;
-    let credentials = netwar_core::config::CredentialsFile::load(&env.credentials_path).unwrap();
+    let credentials =
+        netwar_core::config::CredentialsFile::load(&env.credentials_path).unwrap();
     let client = netwar_core::xapi::Client::new(&api, &credentials, None).unwrap();
     client
         .add_stream_rules(
@@ -537,11 +422,7 @@ async fn a_stalled_stream_is_detected_as_a_network_failure() {
         .await
         .unwrap();
 
-    let mut stream = client
-        .connect_stream(StreamKind::Filtered, None)
-        .await
-        .map_err(|e| e.error)
-        .unwrap();
+    let mut stream = client.connect_stream(StreamKind::Filtered, None).await.map_err(|e| e.error).unwrap();
     let started = Instant::now();
     let failure = loop {
         match stream.next_event().await {
@@ -550,11 +431,7 @@ async fn a_stalled_stream_is_detected_as_a_network_failure() {
         }
     };
     assert_eq!(failure.failure, netwar_core::xapi::StreamFailure::Network);
-    assert!(
-        failure.error.to_string().contains("stalled"),
-        "{}",
-        failure.error
-    );
+    assert!(failure.error.to_string().contains("stalled"), "{}", failure.error);
     assert!(started.elapsed() < Duration::from_secs(25));
 }
 
@@ -578,9 +455,7 @@ async fn the_pin_flow_authorises_the_account_that_approved_it() {
         .collect();
     assert_eq!(digits.len(), 7, "{page}");
 
-    let access = pin::access_token(&base, &key, &secret, &request, &digits)
-        .await
-        .unwrap();
+    let access = pin::access_token(&base, &key, &secret, &request, &digits).await.unwrap();
     assert_eq!(access.user_id, Truth::text(&env.truth().users[0], "id"));
 
     // The PIN is single-use.

@@ -48,7 +48,5 @@ pub fn run(mut command: Command) -> (i32, String, String) {
 
 /// [`run`] on the blocking pool, so an in-process simulator keeps serving meanwhile.
 pub async fn run_async(command: Command) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || run(command))
-        .await
-        .expect("the command ran")
+    tokio::task::spawn_blocking(move || run(command)).await.expect("the command ran")
 }

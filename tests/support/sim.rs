@@ -197,9 +197,7 @@ impl Truth {
     pub fn active_with_tweets(&self, range: std::ops::Range<usize>) -> Vec<(String, usize)> {
         let mut counts = std::collections::HashMap::new();
         for tweet in &self.tweets {
-            *counts
-                .entry(Self::text(tweet, "author_id").to_owned())
-                .or_insert(0) += 1;
+            *counts.entry(Self::text(tweet, "author_id").to_owned()).or_insert(0) += 1;
         }
         let mut found: Vec<(String, usize)> = self
             .users_where("active", false)

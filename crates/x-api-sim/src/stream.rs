@@ -368,11 +368,7 @@ impl Run {
 }
 
 /// One streamed object: data, includes and (filtered stream) matching rules, then `\r\n`.
-fn line(
-    ctx: &Ctx,
-    tweet: std::sync::Arc<crate::world::Tweet>,
-    matching: Option<Vec<serde_json::Value>>,
-) -> Bytes {
+fn line(ctx: &Ctx, tweet: std::sync::Arc<crate::world::Tweet>, matching: Option<Vec<serde_json::Value>>) -> Bytes {
     let mut inc = Includes::default();
     inc.expand_tweets(ctx, std::slice::from_ref(&tweet));
     let errors = std::mem::take(&mut inc.errors);

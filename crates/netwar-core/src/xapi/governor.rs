@@ -265,11 +265,7 @@ impl Governor {
                     let limit = endpoint.published_limit(self.tier, key.pool);
                     Budget::new(limit.unwrap_or(UNKNOWN_LIMIT), SystemTime::now())
                 });
-                (
-                    budget.try_take(endpoint.per_second_limit()),
-                    budget.limit,
-                    budget.window,
-                )
+                (budget.try_take(endpoint.per_second_limit()), budget.limit, budget.window)
             };
             let wait = match (wait, &self.shared) {
                 (None, Some(ledger)) => match ledger.take(&key.ledger_key(), limit, window).await {
@@ -331,10 +327,7 @@ impl Governor {
         else {
             return;
         };
-        if let Err(error) = ledger
-            .observe(&key.ledger_key(), limit, remaining, reset)
-            .await
-        {
+        if let Err(error) = ledger.observe(&key.ledger_key(), limit, remaining, reset).await {
             tracing::warn!(%error, "The shared rate ledger is unavailable.");
         }
     }
@@ -521,9 +514,7 @@ mod tests {
         let governor = Governor::new(Tier::Pro);
         governor.acquire(&key(), Endpoint::OwnedLists).await;
         let reset = epoch_seconds(SystemTime::now()) + 120;
-        let resume = governor
-            .refused(&key(), Some(reset), Duration::from_secs(60))
-            .await;
+        let resume = governor.refused(&key(), Some(reset), Duration::from_secs(60)).await;
         assert!(resume >= UNIX_EPOCH + Duration::from_secs(reset));
         let status = governor.snapshot();
         assert_eq!(status.len(), 1);

@@ -108,11 +108,7 @@ impl TextBuilder {
     pub fn push(&mut self, s: &str) {
         self.text.push_str(s);
         // Most words are ASCII, where bytes and code points agree.
-        self.chars += if s.is_ascii() {
-            s.len()
-        } else {
-            s.chars().count()
-        };
+        self.chars += if s.is_ascii() { s.len() } else { s.chars().count() };
     }
 
     /// A space unless at the start or after a space.

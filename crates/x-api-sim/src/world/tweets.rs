@@ -29,11 +29,7 @@ const CACHE_PER_SHARD: usize = 1024;
 
 impl Default for TweetCache {
     fn default() -> Self {
-        TweetCache {
-            shards: (0..CACHE_SHARDS)
-                .map(|_| Mutex::new(HashMap::new()))
-                .collect(),
-        }
+        TweetCache { shards: (0..CACHE_SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
     }
 }
 
@@ -396,10 +392,7 @@ impl World {
         let mut rng = rng_for(&[self.seed, tag::CONTENT, u64::from(u), k]);
         let lang = if rng.chance(0.9) { user.lang } else { "en" };
         let topic = &vocab::TOPICS[user.topics[rng.below(2) as usize] as usize];
-        let mut b = TextBuilder {
-            text: String::with_capacity(256),
-            ..Default::default()
-        };
+        let mut b = TextBuilder { text: String::with_capacity(256), ..Default::default() };
 
         // Replies open with the handles they answer, which X excludes from the display range.
         if skel.kind == Kind::Reply {
