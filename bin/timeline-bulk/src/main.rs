@@ -112,6 +112,7 @@ impl CaptureArgs {
             since: self.since,
             until: self.until,
             full: self.full,
+            since_id: None,
             tag: self.tag.clone(),
         }
     }

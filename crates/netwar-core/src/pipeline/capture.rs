@@ -44,6 +44,11 @@ pub struct CaptureOptions {
     /// Ignore the stored state: page back to the cap again.
     #[serde(default)]
     pub full: bool,
+    /// Only tweets newer than this id, even when the stored state reaches less far back. A
+    /// floor above the stored newest id leaves the stored id where it was, so a later
+    /// capture without the floor still fetches what lies below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_id: Option<String>,
     /// A name for the provenance of what this capture stores (a job or project name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
@@ -232,10 +237,20 @@ impl Collection {
 
         // A resumed capture keeps the bounds it started with; a new one starts after the
         // newest tweet stored, unless asked for everything again.
-        let since_id = match &resume {
+        let stored_since = match &resume {
             Some(resume) => resume.since_id.clone(),
             None if options.full => None,
             None => state.newest_id.clone(),
+        };
+        // A floor above what the stored state reaches: ask from the floor, and keep the
+        // stored newest id (see `CaptureOptions::since_id`).
+        let floored = options.since_id.as_ref().is_some_and(|floor| {
+            state.newest_id.as_ref() != Some(floor)
+                && newest(state.newest_id.clone(), Some(floor.clone())).as_ref() == Some(floor)
+        });
+        let since_id = match (&resume, floored) {
+            (None, true) => options.since_id.clone(),
+            _ => stored_since,
         };
         let window = Window {
             since_id: since_id.clone(),
@@ -306,7 +321,7 @@ impl Collection {
             queue.put_state(self.scope, user_id, &state).await?;
         }
 
-        let bounded = options.until.is_some();
+        let bounded = options.until.is_some() || floored;
         if !bounded {
             state.newest_id = newest(state.newest_id.take(), progress.newest_seen.clone());
         }

@@ -11,6 +11,7 @@ pub mod capture;
 pub mod enqueue;
 pub mod export;
 pub mod import;
+pub mod observer;
 pub mod sink;
 pub mod stream;
 pub mod worker;
