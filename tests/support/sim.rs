@@ -197,7 +197,9 @@ impl Truth {
     pub fn active_with_tweets(&self, range: std::ops::Range<usize>) -> Vec<(String, usize)> {
         let mut counts = std::collections::HashMap::new();
         for tweet in &self.tweets {
-            *counts.entry(Self::text(tweet, "author_id").to_owned()).or_insert(0) += 1;
+            *counts
+                .entry(Self::text(tweet, "author_id").to_owned())
+                .or_insert(0) += 1;
         }
         let mut found: Vec<(String, usize)> = self
             .users_where("active", false)
@@ -211,5 +213,46 @@ impl Truth {
             .collect();
         found.sort();
         found
+    }
+
+    /// Every tweet of the world as netwar would capture it: each with the tweets it references
+    /// and their authors in its includes, as a timeline response brings them.
+    pub fn tweet_docs(&self) -> Vec<netwar_core::model::TweetDoc> {
+        use netwar_core::model::{Provenance, TweetDoc, Via};
+
+        let by_id: std::collections::HashMap<&str, &Value> = self
+            .tweets
+            .iter()
+            .map(|tweet| (Self::text(tweet, "id"), tweet))
+            .collect();
+        let users: std::collections::HashMap<&str, &Value> = self
+            .users
+            .iter()
+            .map(|user| (Self::text(user, "id"), user))
+            .collect();
+        let captured_at = chrono::Utc::now();
+
+        self.tweets
+            .iter()
+            .filter_map(|tweet| {
+                let referenced: Vec<&Value> = tweet
+                    .get("referenced_tweets")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|reference| by_id.get(Self::text(reference, "id")).copied())
+                    .collect();
+                let authors: Vec<&Value> = std::iter::once(tweet)
+                    .chain(referenced.iter().copied())
+                    .filter_map(|t| users.get(Self::text(t, "author_id")).copied())
+                    .collect();
+                let includes = serde_json::from_value(serde_json::json!({
+                    "tweets": referenced, "users": authors
+                }))
+                .expect("includes of truth records");
+                let provenance = Provenance::new(captured_at, Via::Timeline, None, "default");
+                TweetDoc::from_api(tweet, &includes, provenance)
+            })
+            .collect()
     }
 }
