@@ -134,21 +134,22 @@ impl Neo4jGraph {
         if let Some(database) = config.database.as_deref().filter(|name| !name.is_empty()) {
             builder = builder.db(database);
         }
-        let unreachable = |error: neo4rs::Error| Error::Store {
+        let address = without_login(&config.uri);
+        let unreachable = |error: &dyn std::fmt::Display| Error::Store {
             store: STORE,
-            message: format!("cannot use the graph at {}: {error}", config.uri),
+            message: format!("cannot use the graph at {address}: {error}"),
         };
-        let driver_config = builder.build().map_err(unreachable)?;
-        let graph = neo4rs::Graph::connect(driver_config).map_err(unreachable)?;
+        let driver_config = builder.build().map_err(|error| unreachable(&error))?;
+        let graph = neo4rs::Graph::connect(driver_config).map_err(|error| unreachable(&error))?;
 
         let mut store = Neo4jGraph {
             graph,
             namespace: config.namespace.clone(),
             created: Vec::new(),
         };
-        store.created = store.ensure_schema().await.map_err(|error| Error::Store {
-            store: STORE,
-            message: format!("cannot use the graph at {}: {error}", config.uri),
+        store.created = store.ensure_schema().await.map_err(|error| match error {
+            Error::Store { message, .. } => unreachable(&message),
+            other => other,
         })?;
         Ok(store)
     }
@@ -303,6 +304,20 @@ fn is_transient(error: &neo4rs::Error) -> bool {
         | neo4rs::Error::ConnectionTimedOut
         | neo4rs::Error::RequestIgnoredError => true,
         _ => false,
+    }
+}
+
+/// The address without a login a user may have written into it, for messages.
+fn without_login(uri: &str) -> String {
+    match uri.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://{host}"),
+            None => uri.to_owned(),
+        },
+        None => uri
+            .rsplit_once('@')
+            .map_or(uri, |(_, host)| host)
+            .to_owned(),
     }
 }
 
@@ -872,4 +887,22 @@ fn nodes(label: &str) -> String {
 /// Counts the relationships of a type leaving nodes of a label in the namespace.
 fn relationships(label: &str, kind: &str) -> String {
     format!("MATCH (:{label} {{ns: $ns}})-[r:{kind}]->() RETURN count(r) AS n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_written_into_the_address_never_reaches_a_message() {
+        assert_eq!(
+            without_login("bolt://neo4j:secret@db.example:7687"),
+            "bolt://db.example:7687"
+        );
+        assert_eq!(
+            without_login("neo4j:secret@db.example:7687"),
+            "db.example:7687"
+        );
+        assert_eq!(without_login("bolt+s://db.example"), "bolt+s://db.example");
+    }
 }
