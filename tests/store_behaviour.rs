@@ -7,8 +7,11 @@
 
 use std::time::Duration;
 
-use netwar_core::model::{StatusObservation, TweetKind, UserStatus};
+use netwar_core::model::{
+    Follow, Membership, Provenance, StatusObservation, TweetDoc, TweetKind, UserStatus, Via,
+};
 use netwar_core::store::{CaptureState, Failure, Job, TweetQuery};
+use netwar_core::xapi::Includes;
 use netwar_tests::fixtures::{self, profile, time, tweets, user};
 use netwar_tests::stores::TestStores;
 use serde_json::json;
@@ -108,6 +111,183 @@ async fn graph_writes_are_idempotent_and_weights_count_distinct_tweets(stores: T
     assert_eq!(once.interaction_edges, 4);
     assert_eq!(once.interaction_weight, 6);
     assert_eq!(graph.interaction_edges(3).await.unwrap().len(), 1);
+}
+
+/// A tweet of `author` at `at` mentioning `mentioned`, as the API would send it.
+fn mentioning(id: &str, author: &str, at: &str, mentioned: &[&str]) -> TweetDoc {
+    let mentions: Vec<_> = mentioned
+        .iter()
+        .map(|user| json!({"start": 0, "end": 2, "username": format!("u{user}"), "id": user}))
+        .collect();
+    let raw = json!({"id": id, "text": "hello", "author_id": author, "created_at": at,
+                     "entities": {"mentions": mentions}, "edit_history_tweet_ids": [id]});
+    let provenance = Provenance::new(time(at), Via::Timeline, None, "default");
+    TweetDoc::from_api(&raw, &Includes::default(), provenance).expect("a tweet")
+}
+
+async fn weights_grow_with_new_tweets_and_edges_filter_by_min_weight(stores: TestStores) {
+    let graph = &stores.graph;
+
+    graph
+        .write_tweets(&[
+            mentioning("200", "9", "2026-02-02T00:00:00.000Z", &["10", "11"]),
+            mentioning("201", "9", "2026-02-03T00:00:00.000Z", &["10"]),
+        ])
+        .await
+        .unwrap();
+    // A later batch: one new, older tweet of the same pair, one tweet already counted, and a
+    // tweet the other way round.
+    graph
+        .write_tweets(&[
+            mentioning("202", "9", "2026-02-01T00:00:00.000Z", &["10"]),
+            mentioning("201", "9", "2026-02-03T00:00:00.000Z", &["10"]),
+            mentioning("203", "10", "2026-02-04T00:00:00.000Z", &["9"]),
+        ])
+        .await
+        .unwrap();
+
+    let edges = graph.interaction_edges(1).await.unwrap();
+    let pairs: Vec<_> = edges
+        .iter()
+        .map(|edge| {
+            (
+                edge.source_user_id.as_str(),
+                edge.target_user_id.as_str(),
+                edge.weight(),
+            )
+        })
+        .collect();
+    // Ordered by id as a number: 9 before 10.
+    assert_eq!(pairs, vec![("9", "10", 3), ("9", "11", 1), ("10", "9", 1)]);
+    assert_eq!(edges[0].mentions, 3);
+    assert_eq!(edges[0].first_at, Some(time("2026-02-01T00:00:00Z")));
+    assert_eq!(edges[0].last_at, Some(time("2026-02-03T00:00:00Z")));
+
+    let heavy = graph.interaction_edges(2).await.unwrap();
+    assert_eq!(heavy, vec![edges[0].clone()]);
+    assert!(graph.interaction_edges(4).await.unwrap().is_empty());
+
+    let summary = graph.summary().await.unwrap();
+    assert_eq!(
+        (summary.interaction_edges, summary.interaction_weight),
+        (3, 5)
+    );
+    assert_eq!((summary.tweets, summary.posted, summary.users), (4, 4, 3));
+    assert_eq!(summary.mentions, 5);
+}
+
+fn follow(follower: &str, followed: &str, at: &str) -> Follow {
+    Follow {
+        follower_id: follower.to_owned(),
+        followed_id: followed.to_owned(),
+        seen_at: time(at),
+    }
+}
+
+async fn follows_are_recorded_once_per_pair(stores: TestStores) {
+    let graph = &stores.graph;
+
+    graph
+        .write_follows(&[
+            follow("1", "2", "2026-01-01T00:00:00Z"),
+            follow("2", "3", "2026-01-01T00:00:00Z"),
+            follow("1", "2", "2026-01-02T00:00:00Z"),
+        ])
+        .await
+        .unwrap();
+    let once = graph.summary().await.unwrap();
+    assert_eq!((once.follows, once.users), (2, 3));
+
+    // A later harvest sees the same pairs again, and one new one the other way round.
+    graph
+        .write_follows(&[
+            follow("2", "1", "2026-01-03T00:00:00Z"),
+            follow("1", "2", "2026-01-03T00:00:00Z"),
+        ])
+        .await
+        .unwrap();
+    let twice = graph.summary().await.unwrap();
+    assert_eq!((twice.follows, twice.users), (3, 3));
+    assert_eq!(twice.interaction_edges, 0, "following is not interacting");
+}
+
+fn member(list: &str, user: &str, since: &str, until: Option<&str>) -> Membership {
+    Membership {
+        list_id: list.to_owned(),
+        user_id: user.to_owned(),
+        since: time(since),
+        until: until.map(time),
+    }
+}
+
+async fn memberships_open_close_and_reopen(stores: TestStores) {
+    let graph = &stores.graph;
+    let day = |n: u32| format!("2026-03-{n:02}T00:00:00Z");
+
+    let opened = [
+        member("500", "1", &day(1), None),
+        member("500", "2", &day(1), None),
+        member("600", "1", &day(2), None),
+    ];
+    graph.write_memberships(&opened).await.unwrap();
+    // Seen again on a later run: still members, nothing changes.
+    graph
+        .write_memberships(&[member("500", "1", &day(3), None)])
+        .await
+        .unwrap();
+    graph.write_memberships(&opened).await.unwrap();
+    assert_eq!(
+        graph.memberships(Some("500")).await.unwrap(),
+        vec![opened[0].clone(), opened[1].clone()]
+    );
+
+    // User 1 leaves List 500 and comes back; user 2 leaves and comes back within one batch;
+    // user 3 is only ever seen as a closed period.
+    graph
+        .write_memberships(&[member("500", "1", &day(4), Some(&day(4)))])
+        .await
+        .unwrap();
+    graph
+        .write_memberships(&[
+            member("500", "1", &day(6), None),
+            member("500", "2", &day(7), Some(&day(7))),
+            member("500", "2", &day(8), None),
+            member("500", "3", &day(2), Some(&day(5))),
+        ])
+        .await
+        .unwrap();
+    // The same batch again changes nothing: both users have an open membership.
+    graph
+        .write_memberships(&[
+            member("500", "1", &day(6), None),
+            member("500", "2", &day(8), None),
+        ])
+        .await
+        .unwrap();
+
+    let expected = vec![
+        member("500", "1", &day(1), Some(&day(4))),
+        member("500", "1", &day(6), None),
+        member("500", "2", &day(1), Some(&day(7))),
+        member("500", "2", &day(8), None),
+        member("500", "3", &day(2), Some(&day(5))),
+    ];
+    assert_eq!(graph.memberships(Some("500")).await.unwrap(), expected);
+    assert_eq!(
+        graph.memberships(Some("600")).await.unwrap(),
+        vec![opened[2].clone()]
+    );
+    assert_eq!(graph.memberships(None).await.unwrap().len(), 6);
+    assert!(graph.memberships(Some("700")).await.unwrap().is_empty());
+    assert!(
+        graph
+            .memberships(Some("not-a-list"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let summary = graph.summary().await.unwrap();
+    assert_eq!((summary.memberships, summary.users), (6, 3));
 }
 
 async fn profile_changes_are_appended_to_the_history_once(stores: TestStores) {
@@ -543,7 +723,10 @@ macro_rules! suite {
     };
     (graph, $module:ident, $open:expr) => {
         suite!(@module $module, $open;
-            graph_writes_are_idempotent_and_weights_count_distinct_tweets);
+            graph_writes_are_idempotent_and_weights_count_distinct_tweets,
+            weights_grow_with_new_tweets_and_edges_filter_by_min_weight,
+            follows_are_recorded_once_per_pair,
+            memberships_open_close_and_reopen);
     };
     (queue, $module:ident, $open:expr) => {
         suite!(@module $module, $open;
@@ -571,6 +754,11 @@ suite!(archive, sqlite_archive, async {
 suite!(graph, sqlite_graph, async {
     netwar_tests::stores::sqlite()
 });
+suite!(
+    graph,
+    neo4j_graph,
+    netwar_tests::stores::neo4j::neo4j_graph()
+);
 suite!(queue, sqlite_queue, async {
     netwar_tests::stores::sqlite()
 });

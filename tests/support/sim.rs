@@ -238,4 +238,45 @@ impl Truth {
         found.sort();
         found
     }
+
+    /// Every tweet of the world as netwar would capture it: each with the tweets it references
+    /// and their authors in its includes, as a timeline response brings them.
+    pub fn tweet_docs(&self) -> Vec<netwar_core::model::TweetDoc> {
+        use netwar_core::model::{Provenance, TweetDoc, Via};
+
+        let by_id: std::collections::HashMap<&str, &Value> = self
+            .tweets
+            .iter()
+            .map(|tweet| (Self::text(tweet, "id"), tweet))
+            .collect();
+        let users: std::collections::HashMap<&str, &Value> = self
+            .users
+            .iter()
+            .map(|user| (Self::text(user, "id"), user))
+            .collect();
+        let captured_at = chrono::Utc::now();
+
+        self.tweets
+            .iter()
+            .filter_map(|tweet| {
+                let referenced: Vec<&Value> = tweet
+                    .get("referenced_tweets")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|reference| by_id.get(Self::text(reference, "id")).copied())
+                    .collect();
+                let authors: Vec<&Value> = std::iter::once(tweet)
+                    .chain(referenced.iter().copied())
+                    .filter_map(|t| users.get(Self::text(t, "author_id")).copied())
+                    .collect();
+                let includes = serde_json::from_value(serde_json::json!({
+                    "tweets": referenced, "users": authors
+                }))
+                .expect("includes of truth records");
+                let provenance = Provenance::new(captured_at, Via::Timeline, None, "default");
+                TweetDoc::from_api(tweet, &includes, provenance)
+            })
+            .collect()
+    }
 }

@@ -188,10 +188,18 @@ impl Default for ElasticsearchConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Neo4jConfig {
+    /// The Bolt address: `bolt://host:port`, or `bolt+s://` for TLS (a bare `host:port` is
+    /// plain Bolt).
     pub uri: String,
     pub user: String,
     pub password: Option<Secret>,
+    /// The database; the server's default one when unset.
     pub database: Option<String>,
+    /// Keeps several graphs apart in one database (Neo4j Community has only one): every node
+    /// netwar writes carries this value in its `ns` property, which is part of every key and
+    /// every match, so deployments (or test runs) with different namespaces never see each
+    /// other's nodes. Empty by default.
+    pub namespace: String,
 }
 
 impl Default for Neo4jConfig {
@@ -201,6 +209,7 @@ impl Default for Neo4jConfig {
             user: "neo4j".to_owned(),
             password: None,
             database: None,
+            namespace: String::new(),
         }
     }
 }
