@@ -14,8 +14,8 @@
 //! history inside the user document makes the profile and its history change together, so a
 //! process killed mid-write leaves either both or neither.
 //!
-//! Searches see what was written after a refresh ([`Archive::flush`]); reads by id do not
-//! wait for one. A stored tweet is rebuilt from its raw payload, includes and provenance, as
+//! Searches, and so lookups by handle, see what was written after a refresh
+//! ([`Archive::flush`]); reads by id (a tweet, a user, a user's history) do not wait for one. A stored tweet is rebuilt from its raw payload, includes and provenance, as
 //! the embedded store does, so both give the same documents.
 
 mod client;
@@ -49,6 +49,9 @@ pub async fn connect(config: &ElasticsearchConfig) -> Result<Arc<dyn Archive>> {
 /// Rounds of re-reading and merging a document that concurrent writers keep changing before
 /// the write is given up and reported.
 const MAX_CONFLICT_ROUNDS: u32 = 30;
+
+/// Documents read and written per request, which bounds the size of a bulk body.
+const BATCH: usize = 500;
 
 /// Hits fetched per search request while paging through a large result.
 const PAGE: usize = 1_000;
@@ -314,9 +317,41 @@ impl ElasticArchive {
         T: DeserializeOwned,
         F: Fn(&str, Option<T>) -> Result<Decision<X>>,
     {
-        let policy = self.client.policy();
         let mut written = Vec::with_capacity(ids.len());
         let mut rejected = Vec::new();
+        for chunk in ids.chunks(BATCH) {
+            self.merge_chunk(
+                alias,
+                what,
+                chunk.to_vec(),
+                &merge,
+                &mut written,
+                &mut rejected,
+            )
+            .await?;
+        }
+        if rejected.is_empty() {
+            Ok(written)
+        } else {
+            Err(client::rejected(rejected))
+        }
+    }
+
+    /// One bounded part of [`ElasticArchive::merge_write`].
+    async fn merge_chunk<T, X, F>(
+        &self,
+        alias: &str,
+        what: &str,
+        ids: Vec<String>,
+        merge: &F,
+        written: &mut Vec<Written<X>>,
+        rejected: &mut Vec<RejectedDocument>,
+    ) -> Result<()>
+    where
+        T: DeserializeOwned,
+        F: Fn(&str, Option<T>) -> Result<Decision<X>>,
+    {
+        let policy = self.client.policy();
         let mut pending = ids;
         let mut round = 0;
         let mut transient_failures = 0;
@@ -388,12 +423,7 @@ impl ElasticArchive {
             }
             pending = again;
         }
-
-        if rejected.is_empty() {
-            Ok(written)
-        } else {
-            Err(client::rejected(rejected))
-        }
+        Ok(())
     }
 
     /// Reads one document by id, without waiting for a refresh.
