@@ -14,6 +14,12 @@
 //! Options: `--tweets N` (default 100000), `--users N` (world size, default 200), `--seed N`,
 //! `--url URL` (default `$NETWAR_TEST_OPENSEARCH_URL`; any Elasticsearch or OpenSearch without
 //! login). The indices it creates are deleted at the end.
+//!
+//! The client paces its requests to the published rate limits of the configured tier even
+//! though the simulator enforces none: the first ~40,000 tweets come in a burst (about half
+//! a minute), after which the capture slows to that pace, so `--tweets 100000` takes long.
+//! Measured with `--tweets 40000` (OpenSearch 2.19, seed 7, 200 users): 529 bytes per tweet
+//! in the tweet index, 3,200 in the SQLite file.
 
 use std::time::Instant;
 
