@@ -712,7 +712,8 @@ async fn a_lock_has_one_holder_until_it_expires(stores: TestStores) {
 
 /// Instantiates the tests of one role for one implementation: `$module` names it, `$open` is
 /// an async expression giving fresh [`TestStores`] whose role under test is that
-/// implementation.
+/// implementation. An `optional` suite also takes an expression that gives the reason its
+/// server cannot exist on this machine, if it cannot; its tests then say so and do nothing.
 macro_rules! suite {
     (archive, $module:ident, $open:expr) => {
         suite!(@module $module, $open;
@@ -735,6 +736,27 @@ macro_rules! suite {
             a_job_that_keeps_failing_goes_to_the_dead_letters,
             capture_state_is_kept_per_scope_and_key,
             a_lock_has_one_holder_until_it_expires);
+    };
+    (optional archive, $module:ident, $unavailable:expr, $open:expr) => {
+        suite!(@optional $module, $unavailable, $open;
+            tweets_written_twice_are_stored_once_with_merged_provenance,
+            profile_changes_are_appended_to_the_history_once,
+            a_handle_never_seen_with_a_profile_keeps_its_last_status,
+            search_finds_words_and_applies_every_filter);
+    };
+    (@optional $module:ident, $unavailable:expr, $open:expr; $($test:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if let Some(reason) = $unavailable {
+                        eprintln!("not run: {reason}");
+                        return;
+                    }
+                    super::$test($open.await).await;
+                }
+            )*
+        }
     };
     (@module $module:ident, $open:expr; $($test:ident),*) => {
         mod $module {
@@ -766,4 +788,22 @@ suite!(
     queue,
     redis_queue,
     netwar_tests::stores::redis::redis_queue()
+);
+suite!(
+    archive,
+    opensearch_archive,
+    netwar_tests::stores::search::stores(netwar_tests::stores::search::Cluster::OpenSearch)
+);
+suite!(
+    archive,
+    opensearch_secure_archive,
+    netwar_tests::stores::search::stores(netwar_tests::stores::search::Cluster::OpenSearchSecure)
+);
+// Elasticsearch is fetched from a package registry that may stop serving the pinned version;
+// only then (and the services script records it) are these tests not run.
+suite!(
+    optional archive,
+    elasticsearch_archive,
+    netwar_tests::stores::search::elasticsearch_unavailable(),
+    netwar_tests::stores::search::stores(netwar_tests::stores::search::Cluster::Elasticsearch)
 );

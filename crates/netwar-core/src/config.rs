@@ -167,8 +167,14 @@ pub struct ElasticsearchConfig {
     pub ca_file: Option<PathBuf>,
     /// Alias the tweet indices are reached through.
     pub tweet_index: String,
-    /// Alias the user indices are reached through.
+    /// Alias the user indices are reached through; the handles observed without a profile
+    /// are behind `<user_index>-handles`.
     pub user_index: String,
+    /// Seconds before a request without an answer is abandoned and retried.
+    pub timeout_secs: u64,
+    /// Attempts for a request or a bulk item that failed with 429, a 5xx status or a network
+    /// error.
+    pub max_attempts: u32,
 }
 
 impl Default for ElasticsearchConfig {
@@ -181,6 +187,8 @@ impl Default for ElasticsearchConfig {
             ca_file: None,
             tweet_index: "tw".to_owned(),
             user_index: "tu".to_owned(),
+            timeout_secs: 60,
+            max_attempts: 6,
         }
     }
 }

@@ -78,6 +78,18 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// A store refused some documents of a batch for good (the others were written), each
+    /// named with the reason the store gave.
+    #[error(
+        "{store} refused {count} document(s): {list}",
+        count = rejected.len(),
+        list = render_rejected(rejected)
+    )]
+    Rejected {
+        store: &'static str,
+        rejected: Vec<RejectedDocument>,
+    },
+
     /// The X API answered with a body netwar does not understand.
     #[error("X API answered {method} {path} with an unreadable body: {message}")]
     Decode {
@@ -85,6 +97,30 @@ pub enum Error {
         path: String,
         message: String,
     },
+}
+
+/// One document a store refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedDocument {
+    /// What the document is, e.g. `tweet 1577730467436138524`.
+    pub id: String,
+    /// The store's reason, e.g. `mapper_parsing_exception: failed to parse field [...]`.
+    pub reason: String,
+}
+
+/// The first few rejections in full; a batch of thousands must not make a page-long line.
+fn render_rejected(rejected: &[RejectedDocument]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = rejected
+        .iter()
+        .take(SHOWN)
+        .map(|document| format!("{} ({})", document.id, document.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if rejected.len() > SHOWN {
+        text.push_str(&format!("; and {} more", rejected.len() - SHOWN));
+    }
+    text
 }
 
 impl Error {
