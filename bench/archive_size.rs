@@ -110,7 +110,7 @@ async fn main() {
 
     // Whole timelines, most prolific accounts first, until the target is reached.
     let mut accounts = truth.active_with_tweets(1..usize::MAX);
-    accounts.sort_by(|a, b| b.1.cmp(&a.1));
+    accounts.sort_by_key(|account| std::cmp::Reverse(account.1));
     let started = Instant::now();
     let (mut pages_written, mut captured) = (0u64, 0u64);
     let mut sqlite_summary = WriteSummary::default();

@@ -249,7 +249,12 @@ async fn through_drops_stalls_a_429_and_operational_disconnects_nothing_is_lost_
     assert_eq!(code, 0, "{stderr}");
     let (code, _, stderr) = cli(
         &env,
-        &["add", "topics", "--track", "about,\"great news\",city,update,time,year"],
+        &[
+            "add",
+            "topics",
+            "--track",
+            "about,\"great news\",city,update,time,year",
+        ],
     )
     .await;
     assert_eq!(code, 0, "{stderr}");

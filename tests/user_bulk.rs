@@ -45,7 +45,7 @@ async fn every_profile_is_archived_with_the_status_the_world_holds() {
         ..SimConfig::new(21, 600)
     })
     .await;
-    let truth = env.truth();
+    let truth = env.users_truth();
     let accounts: Vec<&Value> = truth.users.iter().skip(1).take(450).collect();
     let lines: Vec<String> = accounts
         .iter()
@@ -79,10 +79,11 @@ async fn every_profile_is_archived_with_the_status_the_world_holds() {
     let (code, stdout, stderr) = user_bulk(&env, &["run", "--concurrency", "3"]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
 
-    // Five batches of at most a hundred ids: the lookups were batched, not one per account.
+    // Batches of a hundred ids, not one lookup per account: five full batches, of which the
+    // last batch each of the three tasks took may be short.
     let stats = env.sim.stats();
     let lookups: u64 = stats.requests["/2/users"].values().sum();
-    assert_eq!(lookups, 5, "{:?}", stats.requests);
+    assert!((5..=7).contains(&lookups), "{:?}", stats.requests);
 
     let archive = store(&env);
     for user in &accounts {
@@ -125,7 +126,7 @@ async fn a_second_capture_appends_profile_changes_to_the_history() {
         ..SimConfig::new(5, 1_500)
     })
     .await;
-    let before = env.truth();
+    let before = env.users_truth();
     let ids: Vec<String> = before
         .users_where("active", false)
         .iter()
@@ -142,7 +143,7 @@ async fn a_second_capture_appends_profile_changes_to_the_history() {
     // A simulated year passes: some accounts change their name, bio, location, link or
     // avatar. The history must gain exactly those changes, with the values the world holds.
     env.sim.advance(Duration::from_secs(365 * 24 * 3600));
-    let after = env.truth();
+    let after = env.users_truth();
     let changes_before: HashMap<&str, usize> = before
         .users
         .iter()
@@ -182,7 +183,18 @@ async fn a_second_capture_appends_profile_changes_to_the_history() {
             .iter()
             .map(|change| (Truth::text(change, "field"), Truth::text(change, "new")))
             .collect();
+        let earlier = before
+            .users
+            .iter()
+            .find(|user| Truth::text(user, "id") == *id)
+            .expect("the account existed a year ago");
         for (field, new) in last_by_field {
+            if Truth::text(earlier, field) == new || new.is_empty() {
+                // Changed and changed back within the year: nothing to see between captures.
+                // A field emptied is left out of X's payload, which netwar does not read as
+                // a change (see `UserDoc::changes_since`).
+                continue;
+            }
             assert!(
                 history.iter().any(|change| {
                     change.field == field && change.new.as_deref().unwrap_or("") == new
@@ -220,7 +232,7 @@ async fn lookup_and_audit_tell_a_script_what_is_archived() {
         ..SimConfig::new(9, 300)
     })
     .await;
-    let truth = env.truth();
+    let truth = env.users_truth();
     let active = truth.users_where("active", false);
     let (first, second) = (active[1], active[2]);
     let first_name = Truth::text(first, "username");
@@ -230,8 +242,14 @@ async fn lookup_and_audit_tell_a_script_what_is_archived() {
     assert!(stdout.starts_with(&format!("@{first_name} (")), "{stdout}");
     assert!(stdout.contains(Truth::text(first, "id")), "{stdout}");
 
-    let deleted = truth.users_where("deleted", false);
-    let deleted_id = Truth::text(deleted[0], "id");
+    // An id no account of the world has: X answers it as not found, like a deleted account.
+    let deleted_id = "4";
+    assert!(
+        truth
+            .users
+            .iter()
+            .all(|user| Truth::text(user, "id") != deleted_id)
+    );
     let (code, stdout, _) = user_bulk(&env, &["lookup", deleted_id, "--json"]).await;
     assert_eq!(
         code, 1,
@@ -357,7 +375,7 @@ async fn profiles_queued_in_redis_are_captured_once_by_two_workers() {
         &extra,
     )
     .await;
-    let truth = env.truth();
+    let truth = env.users_truth();
     let ids: Vec<String> = truth
         .users
         .iter()
@@ -377,13 +395,15 @@ async fn profiles_queued_in_redis_are_captured_once_by_two_workers() {
     assert_eq!(first.0, 0, "{}", first.2);
     assert_eq!(second.0, 0, "{}", second.2);
 
-    // Each id was looked up exactly once between the two workers: the batches add up.
+    // The workers shared the ids in batches of up to a hundred: only the last batch each
+    // task of each worker took may be short.
     let stats = env.sim.stats();
     let lookups: u64 = stats.requests["/2/users"].values().sum();
-    assert_eq!(
-        lookups,
-        ids.len().div_ceil(100) as u64,
-        "{:?}",
+    let fewest = ids.len().div_ceil(100) as u64;
+    assert!(
+        (fewest..=fewest + 8).contains(&lookups),
+        "{lookups} lookups for {} ids: {:?}",
+        ids.len(),
         stats.requests
     );
     let archive = store(&env);

@@ -268,7 +268,7 @@ async fn tweets_by_id_and_recent_search() {
     let (user, _) = truth.active_with_tweets(50..3_000)[0].clone();
     let ids = truth.tweet_ids_of(&user);
 
-    let page = client.tweets_by_ids(&ids[..5].to_vec()).await.unwrap();
+    let page = client.tweets_by_ids(&ids[..5]).await.unwrap();
     assert_eq!(page.data.len(), 5);
     assert!(
         page.includes

@@ -81,6 +81,11 @@ impl SimEnv {
     pub fn truth(&self) -> Truth {
         Truth::new(self.sim.truth())
     }
+
+    /// The ground truth's accounts alone (no tweets, Lists or follows): cheap in any world.
+    pub fn users_truth(&self) -> Truth {
+        Truth::new(self.sim.users_truth())
+    }
 }
 
 /// Writes a file only its owner can read, as netwar requires of credentials.

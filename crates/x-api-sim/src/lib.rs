@@ -189,6 +189,17 @@ impl SimHandle {
             .collect()
     }
 
+    /// The user records of the ground truth at the current simulated time.
+    pub fn users_truth(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        truth::write_users(&self.sim.world, self.sim.now_ms(), &mut out)
+            .expect("writing to memory");
+        out.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("truth lines are JSON"))
+            .collect()
+    }
+
     pub fn stats(&self) -> Stats {
         self.sim.stats()
     }

@@ -18,6 +18,17 @@ use serde_json::{Value, json};
 use std::io::{self, Write};
 
 /// Writes the ground truth as of `now` (simulated Unix milliseconds).
+/// Writes only the user records of the ground truth: what profile checks need, without the
+/// millions of tweets a large world holds after a long simulated time.
+pub fn write_users(world: &World, now: i64, out: &mut dyn Write) -> io::Result<()> {
+    for u in &world.users {
+        if u.created_ms <= now {
+            line(out, &user_record(world, u.index, now))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn write(world: &World, lists: &ListStore, now: i64, out: &mut dyn Write) -> io::Result<()> {
     let ctx = Ctx {
         world,
