@@ -391,3 +391,86 @@ async fn two_workers_on_one_credential_share_its_budget_and_the_queue() {
         + report["outcomes"]["capped"].as_u64().unwrap_or(0);
     assert_eq!(captured, 20, "{report}");
 }
+
+/// The configuration text that moves every role to the test servers: Redis for the queue,
+/// OpenSearch for the archive, Neo4j for the graph, each under names no other test uses.
+fn servers_config() -> String {
+    use netwar_tests::services::required;
+
+    let prefix = netwar_tests::stores::search::unique_prefix();
+    format!(
+        "queue = \"redis\"\narchive = \"elasticsearch\"\ngraph = \"neo4j\"\n\n\
+         [redis]\nurl = \"{}\"\nprefix = \"{prefix}\"\n\n\
+         [elasticsearch]\nurl = \"{}\"\ntweet_index = \"{prefix}-tw\"\n\
+         user_index = \"{prefix}-tu\"\n\n\
+         [neo4j]\nuri = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\nnamespace = \"{prefix}\"\n",
+        required("NETWAR_TEST_REDIS_URL"),
+        required("NETWAR_TEST_OPENSEARCH_URL"),
+        required("NETWAR_TEST_NEO4J_URI"),
+        required("NETWAR_TEST_NEO4J_USER"),
+        required("NETWAR_TEST_NEO4J_PASSWORD"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_into_the_servers_archives_every_tweet_once() {
+    let config = SimConfig {
+        clock_scale: 0.0,
+        ..SimConfig::new(18, 60)
+    };
+    let env = SimEnv::start_with(config, &servers_config()).await;
+    let truth = env.truth();
+    let accounts: Vec<&Value> = truth
+        .users_where("active", false)
+        .into_iter()
+        .take(12)
+        .collect();
+    let file = accounts_file(&env, &accounts);
+
+    let mut enqueue = command("timeline-bulk", &env.config_path);
+    enqueue.arg("enqueue").arg(&file);
+    let (code, stdout, stderr) = run_async(enqueue).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("queued 12,"), "{stdout}");
+    let mut run = command("timeline-bulk", &env.config_path);
+    run.args(["run", "--concurrency", "3"]);
+    let (code, stdout, stderr) = run_async(run).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+
+    let stores = netwar_core::store::Stores::open(&env.config())
+        .await
+        .unwrap();
+    stores.archive.flush().await.unwrap();
+    let mut expected = 0;
+    for user in &accounts {
+        for tweet in truth.visible_timeline(Truth::text(user, "id"), 3_200) {
+            expected += 1;
+            let stored = stores.archive.tweet(&tweet).await.unwrap();
+            assert!(
+                stored.is_some(),
+                "tweet {tweet} is not in the search archive"
+            );
+        }
+        let profile = stores.archive.user(Truth::text(user, "id")).await.unwrap();
+        assert!(profile.is_some_and(|user| user.profile.is_some()), "{user}");
+    }
+    assert!(
+        expected > 1_000,
+        "too small a capture to prove much: {expected}"
+    );
+    let tweets = stores.archive.count_tweets().await.unwrap();
+    let graph = stores.graph.summary().await.unwrap();
+    assert!(graph.posted >= expected as u64, "{graph:?}");
+
+    // Capturing everything again (ignoring what was stored) changes neither store.
+    let mut enqueue = command("timeline-bulk", &env.config_path);
+    enqueue.arg("enqueue").arg(&file);
+    assert_eq!(run_async(enqueue).await.0, 0);
+    let mut again = command("timeline-bulk", &env.config_path);
+    again.args(["run", "--full"]);
+    let (code, stdout, stderr) = run_async(again).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    stores.archive.flush().await.unwrap();
+    assert_eq!(stores.archive.count_tweets().await.unwrap(), tweets);
+    assert_eq!(stores.graph.summary().await.unwrap(), graph);
+}

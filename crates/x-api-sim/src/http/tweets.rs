@@ -205,7 +205,10 @@ pub fn user_tweets(c: &Call) -> Result<Reply, ApiError> {
         (Some(&newest), Some(&oldest)) => (newest + 1, oldest),
         _ => (range.1, range.1),
     };
-    let next = (page_lo > lo && !slots.is_empty()).then(|| {
+    // X hands out a next token on the last page within the history cap when older posts
+    // exist beyond it; that token then answers 200 with no data.
+    let cut_by_cap = count > cap && lo == count - cap;
+    let next = (!slots.is_empty() && (page_lo > lo || cut_by_cap)).then(|| {
         c.sim
             .tokens
             .long(Family::UserTweets, subject_key, page_lo, 0)
