@@ -55,7 +55,9 @@ address="$(grep -o 'http://[0-9.:]*' "$work/sim.out" | head -n1)"
 [[ -n "$address" ]] || { echo "the simulator did not start: $(cat "$work/sim.log")" >&2; exit 3; }
 
 # The accounts: the first N users of the world, by handle.
-curl -sf "$address/_sim/truth" | grep '"kind":"user"' | head -n "$accounts" \
+# (Whole files, not `head`, so that no stage of the pipe dies of SIGPIPE under pipefail.)
+curl -sf "$address/_sim/truth" >"$work/truth.jsonl"
+awk -v n="$accounts" '/"kind":"user"/ && taken < n { print; taken++ }' "$work/truth.jsonl" \
     | sed 's/.*"username":"\([^"]*\)".*/@\1/' >"$work/accounts.txt"
 
 {

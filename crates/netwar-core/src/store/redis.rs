@@ -363,9 +363,16 @@ local limit, remaining, reset = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(A
 local stored = tonumber(redis.call('HGET', KEYS[1], 'reset') or '0')
 local exact = tonumber(redis.call('HGET', KEYS[1], 'exact') or '0')
 local current = tonumber(redis.call('HGET', KEYS[1], 'remaining') or tostring(remaining))
+local estimated_limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or tostring(limit))
 if reset > stored + 1 then
   redis.call('HSET', KEYS[1], 'limit', limit, 'remaining', remaining, 'reset', reset, 'exact', 1)
-elseif exact == 0 or reset + 1 >= stored then
+elseif exact == 0 then
+  -- The row was an estimate from the published limit: the server's figures replace it, less
+  -- the other units reserved on the estimate that the server may not have counted yet.
+  local reserved = math.max(estimated_limit - current - 1, 0)
+  redis.call('HSET', KEYS[1], 'limit', limit, 'remaining', math.max(remaining - reserved, 0),
+             'reset', reset, 'exact', 1)
+elseif reset + 1 >= stored then
   redis.call('HSET', KEYS[1], 'limit', limit, 'remaining', math.min(current, remaining),
              'reset', reset, 'exact', 1)
 end

@@ -1703,15 +1703,26 @@ impl SharedLedger for SqliteStore {
         let key = key.to_owned();
         let reset = reset as i64;
         self.write(move |transaction| {
-            let row: Option<(i64, i64, bool)> = transaction
-                .prepare_cached("SELECT remaining, reset, exact FROM q_rates WHERE key = ?1")?
-                .query_row([&key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            let row: Option<(i64, i64, bool, i64)> = transaction
+                .prepare_cached(
+                    "SELECT remaining, reset, exact, rate_limit FROM q_rates WHERE key = ?1",
+                )?
+                .query_row([&key], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
                 .optional()?;
             let remaining = i64::from(remaining);
             let update = match row {
                 None => Some(remaining),
-                Some((_, stored, _)) if reset > stored + 1 => Some(remaining),
-                Some((current, stored, exact)) if !exact || reset + 1 >= stored => {
+                Some((_, stored, _, _)) if reset > stored + 1 => Some(remaining),
+                // The row was an estimate from the published limit: the server's figures
+                // replace it, less the other units reserved on the estimate that the server
+                // may not have counted yet.
+                Some((current, _, false, estimated_limit)) => {
+                    let reserved = (estimated_limit - current - 1).max(0);
+                    Some((remaining - reserved).max(0))
+                }
+                Some((current, stored, true, _)) if reset + 1 >= stored => {
                     Some(current.min(remaining))
                 }
                 Some(_) => None,
