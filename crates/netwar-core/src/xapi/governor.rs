@@ -175,14 +175,11 @@ impl Budget {
         let ours = epoch_seconds(self.reset);
         let theirs = epoch_seconds(reset);
         if !self.from_headers || theirs > ours + 1 {
-            // Our first real figures, or a newer window than the one we were counting in.
-            let newer = theirs > ours + 1;
+            // Our first real figures, or a newer window than the one we were counting in:
+            // either way the server's count (less what is in flight) replaces the estimate,
+            // which came from the published limits and may be lower or higher than the real.
             self.limit = limit;
-            self.remaining = if newer {
-                remaining
-            } else {
-                self.remaining.min(remaining)
-            };
+            self.remaining = remaining;
             self.reset = reset;
             self.from_headers = true;
         } else if theirs + 1 >= ours {
