@@ -5,8 +5,13 @@
 //! share of all posts, so the stream delivers more than one process stores; `stream-capture`
 //! runs as its own process (built beforehand), so its peak resident memory is its own.
 //!
-//!     cargo build --release -p stream-capture --example stream_bench
+//!     cargo build --release -p stream-capture -p netwar-tests --example stream_bench
 //!     target/release/examples/stream_bench [--seconds 60] [--users 20000] [--clock-scale 3000]
+//!         [--stores embedded|servers]
+//!
+//! `--stores servers` moves the queue to Redis, the archive to OpenSearch and the graph to
+//! Neo4j, at the addresses `tests/services/up.sh` wrote to `tests/services/run/env`, under
+//! names no other run uses.
 //!
 //! It prints one line: stored tweets, seconds, tweets/s, peak RSS and the delay percentiles
 //! `run` reports.
@@ -51,6 +56,15 @@ async fn main() -> anyhow::Result<()> {
     let seconds = option(&args, "--seconds", 60.0);
     let users = option(&args, "--users", 20_000.0) as u32;
     let clock_scale = option(&args, "--clock-scale", 3_000.0);
+    let stores = args
+        .windows(2)
+        .find(|pair| pair[0] == "--stores")
+        .map_or("embedded", |pair| pair[1].as_str());
+    let stores_config = match stores {
+        "embedded" => String::new(),
+        "servers" => netwar_tests::stores::servers_config(),
+        other => anyhow::bail!("--stores is embedded or servers, not {other}"),
+    };
 
     let config = SimConfig {
         clock_scale,
@@ -74,7 +88,8 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(
         &config_path,
         format!(
-            "[api]\nbase_url = \"{}\"\ncredentials_file = \"{}\"\n\n[store]\npath = \"{}\"\n",
+            "[api]\nbase_url = \"{}\"\ncredentials_file = \"{}\"\n\n[store]\npath = \"{}\"\n\
+             {stores_config}",
             sim.base_url(),
             credentials.display(),
             dir.path().join("netwar.sqlite").display()
@@ -116,7 +131,8 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|count| count.parse().ok())
         .unwrap_or(0.0);
     println!(
-        "{stored} tweets stored in {elapsed:.1} s = {:.0} tweets/s; peak RSS {} MiB; {}",
+        "stores={stores}: {stored} tweets stored in {elapsed:.1} s = {:.0} tweets/s; \
+         peak RSS {} MiB; {}",
         stored / elapsed,
         peak / 1024,
         summary.trim()

@@ -1,5 +1,5 @@
-//! `observer` end to end: the real binary, the simulator on a fast clock, the embedded store
-//! and Redis.
+//! `observer` end to end: the real binary, the simulator on a fast clock, the embedded store,
+//! Redis, and the servers (Redis, OpenSearch, Neo4j).
 //!
 //! The week test tracks Lists whose members post, join, leave, get renamed and suspended while
 //! simulated days pass between cron-like passes, then holds the archive against the
@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use netwar_core::store::Stores;
 use netwar_tests::bins::{command, run_async};
 use netwar_tests::sim::{SimEnv, Truth};
+use netwar_tests::stores::servers_config;
 use serde_json::Value;
 use x_api_sim::SimConfig;
 
@@ -156,13 +157,24 @@ fn is_subsequence(seen: &[String], truth: &[String]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_week_of_passes_captures_every_member_tweet_or_reports_the_gap() {
+    a_simulated_week_of_passes(7, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_week_of_passes_into_the_servers_captures_every_member_tweet() {
+    a_simulated_week_of_passes(17, &servers_config()).await;
+}
+
+/// Tracks the operator's Lists and the biggest other public List through a simulated week of
+/// passes, then holds what the stores recorded against the simulator's ground truth.
+async fn a_simulated_week_of_passes(seed: u64, stores_config: &str) {
     // Real Pro-tier limits, on a clock 120 times faster than real time; days pass between
     // passes by advancing the clock, as cron would let them pass.
     let config = SimConfig {
         clock_scale: 120.0,
-        ..SimConfig::new(7, 300)
+        ..SimConfig::new(seed, 300)
     };
-    let env = SimEnv::start(config).await;
+    let env = SimEnv::start_with(config, stores_config).await;
     as_user_context(&env);
     let start_truth = env.truth();
     let operator = Truth::text(&start_truth.users[0], "username").to_owned();
@@ -269,15 +281,7 @@ async fn a_simulated_week_of_passes_captures_every_member_tweet_or_reports_the_g
         .iter()
         .flat_map(|list| list["gaps"].as_array().cloned().unwrap_or_default())
         .collect();
-    let archived: HashSet<String> = {
-        let connection = rusqlite::Connection::open(env.dir.path().join("netwar.sqlite")).unwrap();
-        let mut statement = connection.prepare("SELECT id FROM tweets").unwrap();
-        statement
-            .query_map([], |row| row.get::<_, i64>(0))
-            .unwrap()
-            .map(|id| id.unwrap().to_string())
-            .collect()
-    };
+    stores.archive.flush().await.unwrap();
     let by_id: HashMap<&str, &Value> = truth
         .tweets
         .iter()
@@ -318,7 +322,7 @@ async fn a_simulated_week_of_passes_captures_every_member_tweet_or_reports_the_g
                 continue;
             }
             expected += 1;
-            if archived.contains(id) {
+            if stores.archive.tweet(id).await.unwrap().is_some() {
                 continue;
             }
             let covered = gaps.iter().any(|gap| {
@@ -588,4 +592,70 @@ async fn push_makes_an_owned_list_match_a_file_and_reports_what_failed() {
         .collect();
     let expected: BTreeSet<&str> = active[1..5].iter().map(|name| ids[name]).collect();
     assert_eq!(members, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untracking_an_owner_undoes_tracking_it_and_the_next_pass_leaves_it_alone() {
+    let config = SimConfig {
+        clock_scale: 120.0,
+        ..SimConfig::new(19, 120)
+    };
+    let env = SimEnv::start(config).await;
+    as_user_context(&env);
+    let truth = env.users_truth();
+    let operator = Truth::text(&truth.users[0], "username").to_owned();
+    let other = env.truth();
+    let public = other
+        .lists
+        .iter()
+        .find(|list| {
+            list["private"] == false
+                && Truth::text(list, "owner_id") != Truth::text(&truth.users[0], "id")
+        })
+        .expect("a public List of someone else");
+    let public_id = Truth::text(public, "id").to_owned();
+
+    let mut track = command("observer", &env.config_path);
+    track
+        .args(["track", &public_id, "--owned-by"])
+        .arg(format!("@{operator}"));
+    let (code, stdout, stderr) = run_async(track).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let owned = stdout.matches(" tracked").count() - 1;
+    assert!(owned > 0, "{stdout}");
+
+    // The handle is matched however it is written.
+    let mut untrack = command("observer", &env.config_path);
+    untrack.args(["untrack", "--owned-by", &operator.to_uppercase()]);
+    let (code, stdout, stderr) = run_async(untrack).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.matches("untracked (was owned-by").count(),
+        owned,
+        "{stdout}"
+    );
+
+    // Only the List tracked by id is left, and a pass no longer reads the owner's Lists.
+    let ids: Vec<String> = tracked(&env)
+        .await
+        .iter()
+        .map(|list| Truth::text(list, "id").to_owned())
+        .collect();
+    assert_eq!(ids, vec![public_id]);
+    let owned_reads = env.sim.stats().count("/2/users/:id/owned_lists", 200);
+    let mut run = command("observer", &env.config_path);
+    run.args(["run", "--sources-every", "0"]);
+    let (code, stdout, stderr) = run_async(run).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(
+        env.sim.stats().count("/2/users/:id/owned_lists", 200),
+        owned_reads
+    );
+
+    // Untracking what is not tracked says so and exits 1.
+    let mut untrack = command("observer", &env.config_path);
+    untrack.args(["untrack", "--followed-by", &operator]);
+    let (code, stdout, _) = run_async(untrack).await;
+    assert_eq!(code, 1);
+    assert!(stdout.contains("was not tracked"), "{stdout}");
 }

@@ -1,5 +1,5 @@
 //! `stream-capture` end to end: the real binary against the simulator's filtered stream, with
-//! the embedded store and with the Redis queue.
+//! the embedded store, the Redis queue, and an OpenSearch archive that goes away mid-stream.
 //!
 //! The simulator runs a fast clock, so its fault periods (in simulated seconds) come around in
 //! a second or two of real time, and `api.stream_backoff_scale` shrinks X's reconnect waits
@@ -510,6 +510,155 @@ async fn a_second_run_for_the_same_credential_says_who_holds_the_connection() {
     assert_eq!(code, 130, "{stderr}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_connection_of_the_credential_is_ended_so_the_run_can_connect() {
+    let config = SimConfig {
+        clock_scale: FAST_CLOCK,
+        ..SimConfig::new(37, 300)
+    };
+    let env = SimEnv::start(config).await;
+    let accounts = busiest_accounts(&env, 5);
+    let (code, _, stderr) = cli(&env, &["add", "watched", "--follow", &accounts.join(",")]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    // A connection nobody will read, as a process killed on another machine leaves behind;
+    // it takes the tier's only connection slot.
+    let mut zombie = env
+        .client("default")
+        .connect_stream(netwar_core::xapi::StreamKind::Filtered, None)
+        .await
+        .expect("the first connection is accepted");
+
+    let run = start_run(&env, &[]);
+    wait_for(
+        "the run's connection",
+        Duration::from_secs(30),
+        async || connects(&env) >= 2,
+    )
+    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while zombie.next_raw().await.is_ok() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stale connection is still open");
+
+    let (code, stdout, stderr) = stop(run, "-TERM").await;
+    assert_eq!(code, 130, "{stdout}\n{stderr}");
+    let stats = env.sim.stats();
+    assert_eq!(
+        stats.count("/2/tweets/search/stream", 429),
+        1,
+        "the run met the full slot once: {stats:?}"
+    );
+    assert_eq!(
+        stats.count("DELETE /2/connections/all", 200),
+        1,
+        "{stats:?}"
+    );
+    assert!(stderr.contains("DELETE /2/connections/all"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_enterprise_reconnects_ask_for_backfill_and_need_no_search() {
+    let config = SimConfig {
+        clock_scale: FAULT_CLOCK,
+        tier: x_api_sim::Tier::Enterprise,
+        faults: "stream_disconnect_every=30".parse().unwrap(),
+        ..SimConfig::new(38, 3_000)
+    };
+    let env = SimEnv::start(config).await;
+    let accounts = busiest_accounts(&env, 100);
+    let (code, _, stderr) = cli(&env, &["add", "watched", "--follow", &accounts.join(",")]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    let run = start_run(&env, &[]);
+    wait_for("ten connections", Duration::from_secs(60), async || {
+        connects(&env) >= 10
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (code, stdout, stderr) = stop(run, "-TERM").await;
+    assert_eq!(code, 130, "{stdout}\n{stderr}");
+
+    // Every drop was bridged by the replay of the reconnect, none by search.
+    let stats = env.sim.stats();
+    assert_eq!(stats.count("/2/tweets/search/recent", 200), 0, "{stats:?}");
+    let captured = captured(&env).await;
+    assert!(captured.gaps.len() >= 8, "{:?}", captured.gaps);
+    for gap in &captured.gaps {
+        assert_eq!(gap.state, GapState::Filled, "{gap:?}");
+        assert!(
+            gap.note
+                .as_deref()
+                .is_some_and(|note| note.contains("backfill")),
+            "{gap:?}"
+        );
+    }
+    let rules = server_rules(&env).await;
+    let streamed = streamed_range(&captured);
+    let checked = check_complete(&env, &rules, &captured, streamed);
+    assert!(checked > 50, "too few posts to prove much: {checked}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_stream_is_stored_tagged_and_its_drops_recorded() {
+    let config = SimConfig {
+        clock_scale: FAULT_CLOCK,
+        tier: x_api_sim::Tier::Enterprise,
+        faults: "stream_disconnect_every=30".parse().unwrap(),
+        ..SimConfig::new(39, 3_000)
+    };
+    let env = SimEnv::start(config).await;
+
+    let mut sample = stream_command(&env);
+    sample
+        .arg("sample")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let run = sample.spawn().expect("stream-capture sample starts");
+    let samples = || env.sim.stats().count("/2/tweets/sample/stream", 200);
+    wait_for("three connections", Duration::from_secs(60), async || {
+        samples() >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (code, stdout, stderr) = stop(run, "-TERM").await;
+    assert_eq!(code, 130, "{stdout}\n{stderr}");
+
+    let captured = captured(&env).await;
+    assert!(
+        captured.streamed.len() > 20,
+        "too few sampled posts: {}",
+        captured.streamed.len()
+    );
+    for (id, tags) in &captured.tags {
+        assert!(
+            tags.contains("sample"),
+            "post {id} is not tagged sample: {tags:?}"
+        );
+    }
+    // A drop is a gap: bridged by the backfill, or left unfilled, since the sample stream
+    // cannot be searched.
+    let gaps: Vec<&Gap> = captured
+        .gaps
+        .iter()
+        .filter(|gap| gap.capture == "sample")
+        .collect();
+    assert!(gaps.len() >= 2, "{:?}", captured.gaps);
+    assert!(gaps.iter().all(|gap| {
+        gap.state == GapState::Unfilled
+            || gap
+                .note
+                .as_deref()
+                .is_some_and(|note| note.contains("backfill"))
+    }));
+
+    // `list` and `status` show them.
+    let (code, stdout, stderr) = cli(&env, &["status"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("sample"), "{stdout}");
+}
+
 /// Tweets received and not yet stored: the spool's bytes past its cursor.
 fn spool_backlog(dir: &std::path::Path) -> u64 {
     let cursor = std::fs::read_to_string(dir.join("cursor")).unwrap_or_default();
@@ -582,6 +731,116 @@ async fn while_the_store_is_locked_the_stream_is_spooled_and_nothing_is_lost() {
     );
     assert!(stdout.contains("0 tweets left in the spool"), "{stdout}");
 
+    let rules = server_rules(&env).await;
+    let captured = captured(&env).await;
+    assert!(captured.gaps.is_empty(), "{:?}", captured.gaps);
+    let streamed = streamed_range(&captured);
+    let checked = check_complete(&env, &rules, &captured, streamed);
+    assert!(checked > 50, "too few posts to prove much: {checked}");
+}
+
+/// An OpenSearch node of this test's own, run by the test services' script on ports and in a
+/// folder no other test uses, so that stopping it disturbs nothing else. Stopped when dropped.
+struct PrivateOpenSearch {
+    run_dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivateOpenSearch {
+    fn start(name: &str, port: u16) -> PrivateOpenSearch {
+        let run_dir = services::env_file()
+            .parent()
+            .expect("the services' run folder")
+            .join(name);
+        std::fs::create_dir_all(&run_dir).expect("a run folder");
+        let node = PrivateOpenSearch { run_dir, port };
+        node.control("start");
+        node
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn control(&self, action: &str) {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/services/opensearch.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .arg(action)
+            .env("NETWAR_SERVICES_RUN_DIR", &self.run_dir)
+            .env("NETWAR_TEST_OPENSEARCH_PORT", self.port.to_string())
+            .output()
+            .expect("the OpenSearch script runs");
+        assert!(
+            output.status.success(),
+            "`opensearch.sh {action}` failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateOpenSearch {
+    fn drop(&mut self) {
+        self.control("stop");
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_archive_server_is_down_for_a_minute_the_stream_is_spooled_and_nothing_lost() {
+    let node = PrivateOpenSearch::start("opensearch-outage", 9211);
+    let prefix = unique("outage");
+    let archive = format!(
+        "archive = \"elasticsearch\"\n\n[elasticsearch]\nurl = \"{}\"\n\
+         tweet_index = \"{prefix}-tw\"\nuser_index = \"{prefix}-tu\"\n",
+        node.url()
+    );
+    // A slower clock than the other tests': the run lasts over a minute of real time, and the
+    // archive's answers to the final check stay within one search page.
+    let config = SimConfig {
+        clock_scale: FAULT_CLOCK,
+        ..SimConfig::new(36, 3_000)
+    };
+    let env = SimEnv::start_with(config, &archive).await;
+    let accounts = busiest_accounts(&env, 200);
+    let (code, _, stderr) = cli(&env, &["add", "watched", "--follow", &accounts.join(",")]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    let run = start_run(&env, &[]);
+    wait_for("a connection", Duration::from_secs(30), async || {
+        connects(&env) > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The archive server goes away for a minute, then comes back with its data.
+    node.control("stop");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let spool = env.dir.path().join("stream-spool").join("default");
+    assert!(
+        spool_backlog(&spool) > 0,
+        "nothing waited in the spool while the archive was down"
+    );
+    node.control("start");
+
+    wait_for("the spool to drain", Duration::from_secs(120), async || {
+        spool_backlog(&spool) == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (code, stdout, stderr) = stop(run, "-TERM").await;
+    assert_eq!(code, 130, "{stdout}\n{stderr}");
+    assert_eq!(
+        connects(&env),
+        1,
+        "the stream was read throughout: {stderr}"
+    );
+    assert!(stdout.contains("0 tweets left in the spool"), "{stdout}");
+
+    let stores = Stores::open(&env.config()).await.expect("the stores open");
+    stores.archive.flush().await.expect("the archive refreshes");
     let rules = server_rules(&env).await;
     let captured = captured(&env).await;
     assert!(captured.gaps.is_empty(), "{:?}", captured.gaps);

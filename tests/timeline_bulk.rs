@@ -1,10 +1,12 @@
-//! `timeline-bulk` end to end: the real binary, the simulator, the embedded store.
+//! `timeline-bulk` end to end: the real binary and the simulator, with the embedded store and
+//! with the servers (Redis queue, OpenSearch archive, Neo4j graph).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use netwar_tests::bins::{command, run_async};
 use netwar_tests::sim::{SimEnv, Truth};
+use netwar_tests::stores::servers_config;
 use serde_json::Value;
 use x_api_sim::SimConfig;
 
@@ -211,12 +213,24 @@ async fn a_second_run_fetches_only_new_tweets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_killed_at_random_moments_lose_and_duplicate_nothing() {
+    killed_runs_lose_and_duplicate_nothing(13, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_killed_at_random_moments_lose_and_duplicate_nothing_in_the_servers() {
+    killed_runs_lose_and_duplicate_nothing(23, &servers_config()).await;
+}
+
+/// Kills workers with SIGKILL at moments chosen by a seeded generator, lets a last worker
+/// finish the queue, and compares the stores with a clean capture of the same frozen world
+/// into a fresh embedded store: same tweets, same graph, nothing missing, nothing doubled.
+async fn killed_runs_lose_and_duplicate_nothing(seed: u64, stores_config: &str) {
     let config = SimConfig {
         clock_scale: 0.0,
         rate_limits: false,
-        ..SimConfig::new(13, 120)
+        ..SimConfig::new(seed, 120)
     };
-    let env = SimEnv::start(config).await;
+    let env = SimEnv::start_with(config, stores_config).await;
     let truth = env.truth();
     let accounts: Vec<&Value> = truth.users.iter().skip(1).take(60).collect();
     let file = accounts_file(&env, &accounts);
@@ -224,8 +238,7 @@ async fn runs_killed_at_random_moments_lose_and_duplicate_nothing() {
     enqueue.arg("enqueue").arg(&file);
     assert_eq!(run_async(enqueue).await.0, 0);
 
-    // Kill -9 a worker several times, at moments chosen by a seeded generator.
-    let mut rng = fastrand::Rng::with_seed(99);
+    let mut rng = fastrand::Rng::with_seed(seed);
     for _ in 0..4 {
         let mut run = command("timeline-bulk", &env.config_path);
         run.args(["run", "--lease", "10", "--concurrency", "3"]);
@@ -250,13 +263,17 @@ async fn runs_killed_at_random_moments_lose_and_duplicate_nothing() {
     assert_eq!(report["in_flight"].as_array().unwrap().len(), 0);
     assert_eq!(report["dead_letters"].as_array().unwrap().len(), 0);
 
-    // A clean capture of the same frozen world into a fresh store holds exactly the same.
+    // The clean capture: the same configuration without the server sections, in a fresh
+    // directory.
     let clean_dir = tempfile::tempdir().unwrap();
     let clean_config = clean_dir.path().join("netwar.conf");
-    let text = std::fs::read_to_string(&env.config_path).unwrap().replace(
-        &env.dir.path().join("netwar.sqlite").display().to_string(),
-        &clean_dir.path().join("netwar.sqlite").display().to_string(),
-    );
+    let text = std::fs::read_to_string(&env.config_path)
+        .unwrap()
+        .replace(stores_config, "")
+        .replace(
+            &env.dir.path().join("netwar.sqlite").display().to_string(),
+            &clean_dir.path().join("netwar.sqlite").display().to_string(),
+        );
     std::fs::write(&clean_config, text).unwrap();
     let mut enqueue = command("timeline-bulk", &clean_config);
     enqueue.arg("enqueue").arg(&file);
@@ -265,32 +282,31 @@ async fn runs_killed_at_random_moments_lose_and_duplicate_nothing() {
     run.arg("run");
     assert_eq!(run_async(run).await.0, 0);
 
-    let crashed =
-        netwar_core::store::sqlite::SqliteStore::open(&env.dir.path().join("netwar.sqlite"))
-            .unwrap();
-    let clean =
-        netwar_core::store::sqlite::SqliteStore::open(&clean_dir.path().join("netwar.sqlite"))
-            .unwrap();
-    use netwar_core::store::{Archive, Graph};
+    let crashed = netwar_core::store::Stores::open(&env.config())
+        .await
+        .unwrap();
+    let clean_settings = netwar_core::config::Config::load_with(Some(&clean_config), &[]).unwrap();
+    let clean = netwar_core::store::Stores::open(&clean_settings)
+        .await
+        .unwrap();
+    crashed.archive.flush().await.unwrap();
     assert_eq!(
-        Archive::count_tweets(&crashed).await.unwrap(),
-        Archive::count_tweets(&clean).await.unwrap()
+        crashed.archive.count_tweets().await.unwrap(),
+        clean.archive.count_tweets().await.unwrap()
     );
     assert_eq!(
-        Graph::summary(&crashed).await.unwrap(),
-        Graph::summary(&clean).await.unwrap()
+        crashed.graph.summary().await.unwrap(),
+        clean.graph.summary().await.unwrap()
     );
-    let clean_ids = {
-        let connection =
-            rusqlite::Connection::open(clean_dir.path().join("netwar.sqlite")).unwrap();
-        let mut statement = connection.prepare("SELECT id FROM tweets").unwrap();
-        statement
-            .query_map([], |row| row.get::<_, i64>(0))
-            .unwrap()
-            .map(|id| id.unwrap().to_string())
-            .collect::<HashSet<_>>()
-    };
-    assert_eq!(archived_ids(&env), clean_ids);
+    let readable = truth.users_where("active", false);
+    for user in accounts.iter().filter(|user| readable.contains(user)) {
+        for tweet in truth.visible_timeline(Truth::text(user, "id"), 3_200) {
+            assert!(
+                crashed.archive.tweet(&tweet).await.unwrap().is_some(),
+                "tweet {tweet} was lost"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,20 +362,36 @@ async fn a_bad_configuration_is_a_usage_error_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_one_credential_share_its_budget_and_the_queue() {
+    two_workers_share_budget_and_queue(16, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_the_budget_and_the_queue_through_redis() {
+    two_workers_share_budget_and_queue(26, &servers_config()).await;
+}
+
+/// Two `run` processes on one queue and one credential: every job done once, no 429.
+async fn two_workers_share_budget_and_queue(seed: u64, stores_config: &str) {
     // Basic tier: 10 timeline requests per window for the app; a window lasts one second.
     let config = SimConfig {
         clock_scale: 900.0,
         tier: x_api_sim::Tier::Basic,
-        ..SimConfig::new(16, 60)
+        ..SimConfig::new(seed, 60)
     };
-    let env = SimEnv::start(config).await;
+    let env = SimEnv::start_with(config, stores_config).await;
     let truth = env.truth();
     let accounts: Vec<&Value> = truth
         .users_where("active", false)
         .into_iter()
         .take(20)
         .collect();
-    let file = accounts_file(&env, &accounts);
+    // By id: on this fast clock a handle may change hands before its job is taken.
+    let file = env.dir.path().join("accounts.txt");
+    let ids: String = accounts
+        .iter()
+        .map(|user| format!("{}\n", Truth::text(user, "id")))
+        .collect();
+    std::fs::write(&file, ids).unwrap();
     let mut enqueue = command("timeline-bulk", &env.config_path);
     enqueue.args(["enqueue", "--no-resolve"]).arg(&file);
     assert_eq!(run_async(enqueue).await.0, 0);
@@ -390,26 +422,6 @@ async fn two_workers_on_one_credential_share_its_budget_and_the_queue() {
     let captured = report["outcomes"]["captured"].as_u64().unwrap_or(0)
         + report["outcomes"]["capped"].as_u64().unwrap_or(0);
     assert_eq!(captured, 20, "{report}");
-}
-
-/// The configuration text that moves every role to the test servers: Redis for the queue,
-/// OpenSearch for the archive, Neo4j for the graph, each under names no other test uses.
-fn servers_config() -> String {
-    use netwar_tests::services::required;
-
-    let prefix = netwar_tests::stores::search::unique_prefix();
-    format!(
-        "queue = \"redis\"\narchive = \"elasticsearch\"\ngraph = \"neo4j\"\n\n\
-         [redis]\nurl = \"{}\"\nprefix = \"{prefix}\"\n\n\
-         [elasticsearch]\nurl = \"{}\"\ntweet_index = \"{prefix}-tw\"\n\
-         user_index = \"{prefix}-tu\"\n\n\
-         [neo4j]\nuri = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\nnamespace = \"{prefix}\"\n",
-        required("NETWAR_TEST_REDIS_URL"),
-        required("NETWAR_TEST_OPENSEARCH_URL"),
-        required("NETWAR_TEST_NEO4J_URI"),
-        required("NETWAR_TEST_NEO4J_USER"),
-        required("NETWAR_TEST_NEO4J_PASSWORD"),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

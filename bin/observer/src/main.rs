@@ -37,11 +37,8 @@ enum Command {
     /// Track Lists (ids or List URLs), or every List an account owns or follows.
     Track(TrackArgs),
 
-    /// Stop tracking Lists (ids or List URLs); what was captured stays.
-    Untrack {
-        #[arg(required = true, value_name = "LIST")]
-        lists: Vec<String>,
-    },
+    /// Stop tracking Lists (ids or List URLs), or an account's Lists; what was captured stays.
+    Untrack(UntrackArgs),
 
     /// Show the tracked Lists: members, last run, last outcome, gaps.
     Lists {
@@ -80,6 +77,22 @@ enum Command {
         #[arg(long)]
         keep_others: bool,
     },
+}
+
+#[derive(Debug, Args)]
+struct UntrackArgs {
+    /// List ids or List URLs.
+    #[arg(value_name = "LIST", required_unless_present_any = ["owned_by", "followed_by"])]
+    lists: Vec<String>,
+
+    /// Stop following the Lists this account owns (as tracked with `track --owned-by`), and
+    /// untrack the Lists it brought in.
+    #[arg(long, value_name = "HANDLE|ID")]
+    owned_by: Vec<String>,
+
+    /// Stop following the Lists this account follows, and untrack those it brought in.
+    #[arg(long, value_name = "HANDLE|ID")]
+    followed_by: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -138,7 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let session = Session::open(&cli.common).await?;
     match cli.command {
         Command::Track(args) => track(&cli.common, &session, &args).await,
-        Command::Untrack { lists } => untrack(&session, &lists).await,
+        Command::Untrack(args) => untrack(&session, &args).await,
         Command::Lists { json } => lists(&session, json).await,
         Command::Run(args) => run_pass(&cli.common, &session, &args).await,
         Command::History { account, json } => history(&session, &account, json).await,
@@ -208,15 +221,42 @@ fn print_track(report: &TrackReport) {
     );
 }
 
-async fn untrack(session: &Session, lists: &[String]) -> anyhow::Result<u8> {
+async fn untrack(session: &Session, args: &UntrackArgs) -> anyhow::Result<u8> {
     let queue = session.stores.queue.as_ref();
+    let sources: Vec<(SourceKind, AccountRef)> = args
+        .owned_by
+        .iter()
+        .map(|text| Ok((SourceKind::OwnedBy, account(text)?)))
+        .chain(
+            args.followed_by
+                .iter()
+                .map(|text| Ok((SourceKind::FollowedBy, account(text)?))),
+        )
+        .collect::<anyhow::Result<_>>()?;
     let mut missing = 0;
-    for id in list_ids(lists)? {
+
+    for id in list_ids(&args.lists)? {
         if observer::untrack(queue, &id).await? {
             println!("{id:<20} untracked");
         } else {
             missing += 1;
             println!("{id:<20} was not tracked");
+        }
+    }
+
+    for (kind, account) in &sources {
+        let source = format!("{} {account}", kind.as_str());
+        match observer::untrack_source(queue, *kind, account).await? {
+            Some(lists) => {
+                for id in &lists {
+                    println!("{id:<20} untracked (was {source})");
+                }
+                println!("{source:<20} no longer followed");
+            }
+            None => {
+                missing += 1;
+                println!("{source:<20} was not tracked (name it as it was tracked, or by id)");
+            }
         }
     }
     Ok(if missing > 0 { exit::PARTIAL } else { exit::OK })

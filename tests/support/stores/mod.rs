@@ -56,3 +56,23 @@ pub fn mixed(
     }
     base
 }
+
+/// The configuration text that moves every role to the test servers: Redis for the queue,
+/// OpenSearch for the archive, Neo4j for the graph, each under names no other test uses.
+pub fn servers_config() -> String {
+    use crate::services::required;
+
+    let prefix = search::unique_prefix();
+    format!(
+        "queue = \"redis\"\narchive = \"elasticsearch\"\ngraph = \"neo4j\"\n\n\
+         [redis]\nurl = \"{}\"\nprefix = \"{prefix}\"\n\n\
+         [elasticsearch]\nurl = \"{}\"\ntweet_index = \"{prefix}-tw\"\n\
+         user_index = \"{prefix}-tu\"\n\n\
+         [neo4j]\nuri = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\nnamespace = \"{prefix}\"\n",
+        required("NETWAR_TEST_REDIS_URL"),
+        required("NETWAR_TEST_OPENSEARCH_URL"),
+        required("NETWAR_TEST_NEO4J_URI"),
+        required("NETWAR_TEST_NEO4J_USER"),
+        required("NETWAR_TEST_NEO4J_PASSWORD"),
+    )
+}

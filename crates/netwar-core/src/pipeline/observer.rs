@@ -278,15 +278,51 @@ pub async fn track_source(
     refresh_source(client, queue, &key).await
 }
 
-/// Stops following an account's Lists; the Lists it brought in stay tracked until untracked.
-pub async fn untrack_source(queue: &dyn Queue, kind: SourceKind, user_id: &str) -> Result<bool> {
-    let key = format!("{}:{user_id}", kind.as_str());
-    let Some(mut state) = queue.state(SOURCE_SCOPE, &key).await? else {
-        return Ok(false);
+/// Stops following an account's Lists, and untracks the Lists it brought in, so that
+/// `untrack --owned-by` undoes `track --owned-by`. The account is matched by id, or by the
+/// handle it was tracked under (no API call: the account may be gone). Returns the Lists
+/// untracked, or `None` when the account was not a tracked source of this kind.
+pub async fn untrack_source(
+    queue: &dyn Queue,
+    kind: SourceKind,
+    account: &AccountRef,
+) -> Result<Option<Vec<String>>> {
+    let mut found = None;
+    for (key, state) in queue.states(SOURCE_SCOPE).await? {
+        let Some((key_kind, user_id)) = key.split_once(':') else {
+            continue;
+        };
+        if SourceKind::parse(key_kind) != Some(kind)
+            || state.last_outcome.as_deref() == Some("untracked")
+        {
+            continue;
+        }
+        let tracked_as = state.extra.get("account").and_then(|value| value.as_str());
+        let matches = match account {
+            AccountRef::Id(id) => id == user_id,
+            AccountRef::Username(_) => tracked_as
+                .and_then(|text| AccountRef::parse(text).ok())
+                .is_some_and(|tracked| tracked.key() == account.key()),
+        };
+        if matches {
+            found = Some((key, state));
+            break;
+        }
+    }
+    let Some((key, mut state)) = found else {
+        return Ok(None);
     };
+
     state.last_outcome = Some("untracked".to_owned());
     queue.put_state(SOURCE_SCOPE, &key, &state).await?;
-    Ok(true)
+    let mut untracked = Vec::new();
+    for entry in registry(queue).await? {
+        if entry.list.tracked && entry.list.source.as_deref() == Some(key.as_str()) {
+            untrack(queue, &entry.list.id).await?;
+            untracked.push(entry.list.id);
+        }
+    }
+    Ok(Some(untracked))
 }
 
 /// Reads a source's Lists now: tracks the new ones and untracks those it brought in that are

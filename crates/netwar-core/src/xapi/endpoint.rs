@@ -37,6 +37,7 @@ pub enum Endpoint {
     StreamRulesGet,
     StreamRulesPost,
     SampleStream,
+    KillConnections,
     ListCreate,
     ListDelete,
     ListMemberAdd,
@@ -133,6 +134,7 @@ impl Endpoint {
         Endpoint::StreamRulesGet,
         Endpoint::StreamRulesPost,
         Endpoint::SampleStream,
+        Endpoint::KillConnections,
         Endpoint::ListCreate,
         Endpoint::ListDelete,
         Endpoint::ListMemberAdd,
@@ -144,7 +146,9 @@ impl Endpoint {
             Endpoint::StreamRulesPost | Endpoint::ListCreate | Endpoint::ListMemberAdd => {
                 Method::Post
             }
-            Endpoint::ListDelete | Endpoint::ListMemberRemove => Method::Delete,
+            Endpoint::ListDelete | Endpoint::ListMemberRemove | Endpoint::KillConnections => {
+                Method::Delete
+            }
             _ => Method::Get,
         }
     }
@@ -174,6 +178,7 @@ impl Endpoint {
             Endpoint::FilteredStream => "/2/tweets/search/stream",
             Endpoint::StreamRulesGet | Endpoint::StreamRulesPost => "/2/tweets/search/stream/rules",
             Endpoint::SampleStream => "/2/tweets/sample/stream",
+            Endpoint::KillConnections => "/2/connections/all",
             Endpoint::ListCreate => "/2/lists",
             Endpoint::ListDelete => "/2/lists/:id",
             Endpoint::ListMemberAdd => "/2/lists/:id/members",
@@ -207,6 +212,7 @@ impl Endpoint {
             Endpoint::StreamRulesGet => "stream_rules_get",
             Endpoint::StreamRulesPost => "stream_rules_post",
             Endpoint::SampleStream => "sample_stream",
+            Endpoint::KillConnections => "kill_connections",
             Endpoint::ListCreate => "list_create",
             Endpoint::ListDelete => "list_delete",
             Endpoint::ListMemberAdd => "list_member_add",
@@ -244,7 +250,8 @@ impl Endpoint {
             | Endpoint::FilteredStream
             | Endpoint::StreamRulesGet
             | Endpoint::StreamRulesPost
-            | Endpoint::SampleStream => Accepts {
+            | Endpoint::SampleStream
+            | Endpoint::KillConnections => Accepts {
                 app: true,
                 user: false,
             },
@@ -289,7 +296,9 @@ impl Endpoint {
 
     /// Whether the request may be sent again after a failure without changing the outcome.
     pub fn is_idempotent(self) -> bool {
-        self.method() == Method::Get || self == Endpoint::ListMemberAdd
+        self.method() == Method::Get
+            || self == Endpoint::ListMemberAdd
+            || self == Endpoint::KillConnections
     }
 
     /// The published window limit for a tier and pool (reference §7), or `None` when the tier
@@ -316,7 +325,10 @@ impl Endpoint {
             (Tier::Free, UserByUsername) => per_15min(3),
             (Tier::Free, Me) => per_day(25),
             (Tier::Free, OwnedLists | FollowedLists) => per_day(1),
-            (Tier::Free, ListTweets | SearchAll | FilteredStream | StreamRulesGet) => None,
+            (
+                Tier::Free,
+                ListTweets | SearchAll | FilteredStream | StreamRulesGet | KillConnections,
+            ) => None,
             (Tier::Free, StreamRulesPost | SampleStream | CountsRecent) => {
                 if self == CountsRecent {
                     per_15min(1)
@@ -341,7 +353,10 @@ impl Endpoint {
             (Tier::Basic, TweetsByIds) => per_15min(15),
             (Tier::Basic, SearchRecent) => per_15min(60),
             (Tier::Basic, CountsRecent) => per_15min(5),
-            (Tier::Basic, SearchAll | FilteredStream | StreamRulesGet | StreamRulesPost) => None,
+            (
+                Tier::Basic,
+                SearchAll | FilteredStream | StreamRulesGet | StreamRulesPost | KillConnections,
+            ) => None,
             (Tier::Basic, SampleStream) => None,
             (Tier::Basic, ListCreate | ListDelete | ListMemberAdd | ListMemberRemove) => {
                 per_15min(5)
@@ -362,7 +377,7 @@ impl Endpoint {
             (_, TweetsByIds) => choose(per_15min(3_500), per_15min(5_000)),
             (_, SearchRecent) => choose(per_15min(450), per_15min(300)),
             (_, SearchAll | CountsRecent) => per_15min(300),
-            (_, FilteredStream | SampleStream) => per_15min(50),
+            (_, FilteredStream | SampleStream | KillConnections) => per_15min(50),
             (_, StreamRulesGet) => per_15min(450),
             (_, StreamRulesPost) => per_15min(100),
             (_, ListCreate | ListDelete | ListMemberAdd | ListMemberRemove) => per_15min(300),

@@ -477,6 +477,15 @@ impl Client {
         }
         self.page(&call).await
     }
+
+    /// Ends every stream connection of the app (`DELETE /2/connections/all`): the way out
+    /// when a connection nobody reads any more, left by a killed process, still counts
+    /// against the tier's connection limit.
+    pub async fn kill_stream_connections(&self) -> Result<()> {
+        self.send(&Call::new(Endpoint::KillConnections, "/2/connections/all"))
+            .await?;
+        Ok(())
+    }
 }
 
 /// A rule held by the filtered stream.

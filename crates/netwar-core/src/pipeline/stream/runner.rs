@@ -377,6 +377,45 @@ async fn hold_connection(
     Ok(summary)
 }
 
+/// How often a run may end the app's other stream connections when the stream says the
+/// connection limit is reached. Once is enough for a zombie; a second connection that comes
+/// back belongs to a live client outside this deployment's lock, and fighting it every few
+/// seconds would starve both.
+const ZOMBIE_KILL_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// Whether a failed connect is X's "TooManyConnections": the app's connection slots are
+/// taken.
+fn is_too_many_connections(error: &Error) -> bool {
+    let Error::Api {
+        status: 429,
+        problem,
+        ..
+    } = error
+    else {
+        return false;
+    };
+    problem
+        .extra
+        .get("connection_issue")
+        .and_then(|issue| issue.as_str())
+        == Some("TooManyConnections")
+}
+
+/// Ends the app's stream connections. This process holds the deployment's connection lock,
+/// so no netwar process sharing the lock store is reading a stream for this credential: the
+/// connection that fills the slot is a zombie, typically left by a process killed without a
+/// chance to close it, which X would keep counting for minutes.
+async fn end_zombie_connection(client: &Client) {
+    tracing::warn!(
+        credential = client.credential_name(),
+        "The stream's connection limit is reached although no process sharing this lock \
+         holds the connection; ending the stale connection with DELETE /2/connections/all."
+    );
+    if let Err(error) = client.kill_stream_connections().await {
+        tracing::warn!(%error, "Cannot end the stale stream connection.");
+    }
+}
+
 /// Connects, reads into the spool and reconnects until stopped. Returns an error only for
 /// what reconnecting cannot cure (credentials, a refused request).
 #[allow(clippy::too_many_arguments)]
@@ -393,6 +432,7 @@ async fn read_loop(
     let mut policy = ReconnectPolicy::new();
     let mut connections = 0u64;
     let mut last_watermark_write = Instant::now();
+    let mut last_zombie_kill: Option<Instant> = None;
 
     while !*stop.borrow() {
         // Back-pressure: with the spool full, stay away until the stores caught up.
@@ -424,6 +464,13 @@ async fn read_loop(
                     && matches!(*status, 400 | 401 | 403 | 404)
                 {
                     return Err(failure.error);
+                }
+                if is_too_many_connections(&failure.error)
+                    && last_zombie_kill.is_none_or(|killed| killed.elapsed() > ZOMBIE_KILL_EVERY)
+                {
+                    last_zombie_kill = Some(Instant::now());
+                    end_zombie_connection(client).await;
+                    continue;
                 }
                 let delay = scaled(policy.next_delay(failure.failure), options.backoff_scale);
                 tracing::warn!(error = %failure.error, delay_ms = delay.as_millis() as u64,
