@@ -229,6 +229,15 @@ fn unique(name: &str) -> String {
     format!("{name}-{}-{}", std::process::id(), fastrand::u32(..))
 }
 
+/// A simulator, and a capture named `watched` following its `count` busiest accounts.
+async fn watching_busiest(config: SimConfig, stores_config: &str, count: usize) -> SimEnv {
+    let env = SimEnv::start_with(config, stores_config).await;
+    let accounts = busiest_accounts(&env, count);
+    let (code, _, stderr) = cli(&env, &["add", "watched", "--follow", &accounts.join(",")]).await;
+    assert_eq!(code, 0, "{stderr}");
+    env
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_drops_stalls_a_429_and_operational_disconnects_nothing_is_lost_unrecorded() {
     let faults = "stream_disconnect_every=30,stall_every=600,stall_secs=3,\
@@ -414,10 +423,7 @@ async fn a_run_killed_during_a_burst_leaves_a_gap_the_next_run_fills() {
         clock_scale: FAST_CLOCK,
         ..SimConfig::new(33, 3_000)
     };
-    let env = SimEnv::start(config).await;
-    let accounts = busiest_accounts(&env, 200);
-    let (code, _, stderr) = cli(&env, &["add", "watched", "--follow", &accounts.join(",")]).await;
-    assert_eq!(code, 0, "{stderr}");
+    let env = watching_busiest(config, "", 200).await;
 
     let run = start_run(&env, &["--lock-ttl", "5"]);
     let stored = async || {
@@ -516,10 +522,7 @@ async fn a_stale_connection_of_the_credential_is_ended_so_the_run_can_connect() 
         clock_scale: FAST_CLOCK,
         ..SimConfig::new(37, 300)
     };
-    let env = SimEnv::start(config).await;
-    let accounts = busiest_accounts(&env, 5);
-    let (code, _, stderr) = cli(&env, &["add", "watched", "--follow", &accounts.join(",")]).await;
-    assert_eq!(code, 0, "{stderr}");
+    let env = watching_busiest(config, "", 5).await;
 
     // A connection nobody will read, as a process killed on another machine leaves behind;
     // it takes the tier's only connection slot.
@@ -566,10 +569,7 @@ async fn on_enterprise_reconnects_ask_for_backfill_and_need_no_search() {
         faults: "stream_disconnect_every=30".parse().unwrap(),
         ..SimConfig::new(38, 3_000)
     };
-    let env = SimEnv::start(config).await;
-    let accounts = busiest_accounts(&env, 400);
-    let (code, _, stderr) = cli(&env, &["add", "watched", "--follow", &accounts.join(",")]).await;
-    assert_eq!(code, 0, "{stderr}");
+    let env = watching_busiest(config, "", 400).await;
 
     let run = start_run(&env, &[]);
     wait_for("fifteen connections", Duration::from_secs(60), async || {
@@ -673,6 +673,24 @@ async fn the_sample_stream_is_stored_tagged_and_its_drops_recorded() {
     );
 }
 
+/// Stops a run that was to keep one connection throughout, and checks that it stored every
+/// post its rules matched, left nothing in the spool and recorded no gap.
+async fn stop_and_check_nothing_lost(env: &SimEnv, run: Child) {
+    let (code, stdout, stderr) = stop(run, "-TERM").await;
+    assert_eq!(code, 130, "{stdout}\n{stderr}");
+    assert_eq!(connects(env), 1, "the stream was read throughout: {stderr}");
+    assert!(stdout.contains("0 tweets left in the spool"), "{stdout}");
+
+    let stores = Stores::open(&env.config()).await.expect("the stores open");
+    stores.archive.flush().await.expect("the archive refreshes");
+    let rules = server_rules(env).await;
+    let captured = captured(env).await;
+    assert!(captured.gaps.is_empty(), "{:?}", captured.gaps);
+    let streamed = streamed_range(&captured);
+    let checked = check_complete(env, &rules, &captured, streamed);
+    assert!(checked > 50, "too few posts to prove much: {checked}");
+}
+
 /// Tweets received and not yet stored: the spool's bytes past its cursor.
 fn spool_backlog(dir: &std::path::Path) -> u64 {
     let cursor = std::fs::read_to_string(dir.join("cursor")).unwrap_or_default();
@@ -705,10 +723,7 @@ async fn while_the_store_is_locked_the_stream_is_spooled_and_nothing_is_lost() {
         clock_scale: FAST_CLOCK,
         ..SimConfig::new(35, 3_000)
     };
-    let env = SimEnv::start(config).await;
-    let accounts = busiest_accounts(&env, 200);
-    let (code, _, stderr) = cli(&env, &["add", "watched", "--follow", &accounts.join(",")]).await;
-    assert_eq!(code, 0, "{stderr}");
+    let env = watching_busiest(config, "", 200).await;
 
     let run = start_run(&env, &[]);
     wait_for("a connection", Duration::from_secs(30), async || {
@@ -736,21 +751,7 @@ async fn while_the_store_is_locked_the_stream_is_spooled_and_nothing_is_lost() {
     );
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (code, stdout, stderr) = stop(run, "-TERM").await;
-    assert_eq!(code, 130, "{stdout}\n{stderr}");
-    assert_eq!(
-        connects(&env),
-        1,
-        "the stream was read throughout: {stderr}"
-    );
-    assert!(stdout.contains("0 tweets left in the spool"), "{stdout}");
-
-    let rules = server_rules(&env).await;
-    let captured = captured(&env).await;
-    assert!(captured.gaps.is_empty(), "{:?}", captured.gaps);
-    let streamed = streamed_range(&captured);
-    let checked = check_complete(&env, &rules, &captured, streamed);
-    assert!(checked > 50, "too few posts to prove much: {checked}");
+    stop_and_check_nothing_lost(&env, run).await;
 }
 
 /// An OpenSearch node of this test's own, run by the test services' script on ports and in a
@@ -817,10 +818,7 @@ async fn while_the_archive_server_is_down_for_a_minute_the_stream_is_spooled_and
         clock_scale: FAULT_CLOCK,
         ..SimConfig::new(36, 3_000)
     };
-    let env = SimEnv::start_with(config, &archive).await;
-    let accounts = busiest_accounts(&env, 200);
-    let (code, _, stderr) = cli(&env, &["add", "watched", "--follow", &accounts.join(",")]).await;
-    assert_eq!(code, 0, "{stderr}");
+    let env = watching_busiest(config, &archive, 200).await;
 
     let run = start_run(&env, &[]);
     wait_for("a connection", Duration::from_secs(30), async || {
@@ -844,21 +842,5 @@ async fn while_the_archive_server_is_down_for_a_minute_the_stream_is_spooled_and
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (code, stdout, stderr) = stop(run, "-TERM").await;
-    assert_eq!(code, 130, "{stdout}\n{stderr}");
-    assert_eq!(
-        connects(&env),
-        1,
-        "the stream was read throughout: {stderr}"
-    );
-    assert!(stdout.contains("0 tweets left in the spool"), "{stdout}");
-
-    let stores = Stores::open(&env.config()).await.expect("the stores open");
-    stores.archive.flush().await.expect("the archive refreshes");
-    let rules = server_rules(&env).await;
-    let captured = captured(&env).await;
-    assert!(captured.gaps.is_empty(), "{:?}", captured.gaps);
-    let streamed = streamed_range(&captured);
-    let checked = check_complete(&env, &rules, &captured, streamed);
-    assert!(checked > 50, "too few posts to prove much: {checked}");
+    stop_and_check_nothing_lost(&env, run).await;
 }

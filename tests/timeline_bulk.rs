@@ -23,11 +23,19 @@ fn archived_ids(env: &SimEnv) -> HashSet<String> {
 
 /// Writes the usernames of `users` to an accounts file, one per line.
 fn accounts_file(env: &SimEnv, users: &[&Value]) -> std::path::PathBuf {
+    accounts_file_of(env, users, |user| {
+        format!("@{}", Truth::text(user, "username"))
+    })
+}
+
+/// Writes one line per user, as `line` writes it, to an accounts file.
+fn accounts_file_of(
+    env: &SimEnv,
+    users: &[&Value],
+    line: impl Fn(&Value) -> String,
+) -> std::path::PathBuf {
     let path = env.dir.path().join("accounts.txt");
-    let text: String = users
-        .iter()
-        .map(|user| format!("@{}\n", Truth::text(user, "username")))
-        .collect();
+    let text: String = users.iter().map(|user| line(user) + "\n").collect();
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -386,12 +394,7 @@ async fn two_workers_share_budget_and_queue(seed: u64, stores_config: &str) {
         .take(20)
         .collect();
     // By id: on this fast clock a handle may change hands before its job is taken.
-    let file = env.dir.path().join("accounts.txt");
-    let ids: String = accounts
-        .iter()
-        .map(|user| format!("{}\n", Truth::text(user, "id")))
-        .collect();
-    std::fs::write(&file, ids).unwrap();
+    let file = accounts_file_of(&env, &accounts, |user| Truth::text(user, "id").to_owned());
     let mut enqueue = command("timeline-bulk", &env.config_path);
     enqueue.args(["enqueue", "--no-resolve"]).arg(&file);
     assert_eq!(run_async(enqueue).await.0, 0);

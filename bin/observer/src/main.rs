@@ -178,22 +178,28 @@ fn list_ids(texts: &[String]) -> anyhow::Result<Vec<String>> {
         .collect::<Result<_, _>>()?)
 }
 
+/// The accounts of `--owned-by` and `--followed-by`, each with the kind of Lists it brings.
+fn sources(
+    owned_by: &[String],
+    followed_by: &[String],
+) -> anyhow::Result<Vec<(SourceKind, AccountRef)>> {
+    let owned = owned_by.iter().map(|text| (SourceKind::OwnedBy, text));
+    let followed = followed_by
+        .iter()
+        .map(|text| (SourceKind::FollowedBy, text));
+    owned
+        .chain(followed)
+        .map(|(kind, text)| Ok((kind, account(text)?)))
+        .collect()
+}
+
 fn account(text: &str) -> anyhow::Result<AccountRef> {
     Ok(AccountRef::parse(text).map_err(UsageError)?)
 }
 
 async fn track(common: &CommonArgs, session: &Session, args: &TrackArgs) -> anyhow::Result<u8> {
     let ids = list_ids(&args.lists)?;
-    let sources: Vec<(SourceKind, AccountRef)> = args
-        .owned_by
-        .iter()
-        .map(|text| Ok((SourceKind::OwnedBy, account(text)?)))
-        .chain(
-            args.followed_by
-                .iter()
-                .map(|text| Ok((SourceKind::FollowedBy, account(text)?))),
-        )
-        .collect::<anyhow::Result<_>>()?;
+    let sources = sources(&args.owned_by, &args.followed_by)?;
     let client = session.client(common)?;
     let sink = session.sink(&client);
     let queue = session.stores.queue.as_ref();
@@ -223,16 +229,7 @@ fn print_track(report: &TrackReport) {
 
 async fn untrack(session: &Session, args: &UntrackArgs) -> anyhow::Result<u8> {
     let queue = session.stores.queue.as_ref();
-    let sources: Vec<(SourceKind, AccountRef)> = args
-        .owned_by
-        .iter()
-        .map(|text| Ok((SourceKind::OwnedBy, account(text)?)))
-        .chain(
-            args.followed_by
-                .iter()
-                .map(|text| Ok((SourceKind::FollowedBy, account(text)?))),
-        )
-        .collect::<anyhow::Result<_>>()?;
+    let sources = sources(&args.owned_by, &args.followed_by)?;
     let mut missing = 0;
 
     for id in list_ids(&args.lists)? {
