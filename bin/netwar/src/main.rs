@@ -178,7 +178,7 @@ struct ExportArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = netwar_cli::parse();
     cli.common.init_logging();
     netwar_cli::install_crypto_provider();
     match run(cli).await {

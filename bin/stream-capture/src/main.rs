@@ -104,7 +104,7 @@ struct RunArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = netwar_cli::parse();
     cli.common.init_logging();
     match run(cli).await {
         Ok(code) => ExitCode::from(code),

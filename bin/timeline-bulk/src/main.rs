@@ -150,7 +150,7 @@ fn parse_exclude(text: &str) -> Result<String, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = netwar_cli::parse();
     cli.common.init_logging();
     match run(cli).await {
         Ok(code) => ExitCode::from(code),

@@ -129,7 +129,7 @@ enum Into {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = netwar_cli::parse();
     cli.common.init_logging();
     match run(cli).await {
         Ok(code) => ExitCode::from(code),

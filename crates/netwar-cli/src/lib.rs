@@ -15,10 +15,12 @@ use netwar_core::config::Config;
 use tokio::sync::watch;
 
 pub mod commands;
+pub mod generate;
 pub mod jobs;
 pub mod session;
 pub mod status;
 
+pub use generate::parse;
 pub use jobs::JobRun;
 pub use session::{Session, install_crypto_provider};
 
