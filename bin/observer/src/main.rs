@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use netwar_cli::{CommonArgs, EXIT_CODES_HELP, Session, UsageError, commands, exit};
+use netwar_cli::{CommonArgs, EXIT_CODES_HELP, MetricsArgs, Session, UsageError, commands, exit};
 use netwar_core::pipeline::observer::{
     self, Gap, ListPassReport, Locked, PassOptions, PassReport, SourceKind, TrackReport,
 };
@@ -135,6 +135,9 @@ struct RunArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[tokio::main]
@@ -354,6 +357,7 @@ fn hours(value: f64) -> anyhow::Result<Duration> {
 }
 
 async fn run_pass(common: &CommonArgs, session: &Session, args: &RunArgs) -> anyhow::Result<u8> {
+    netwar_cli::metrics::serve(&args.metrics, &session.config, Vec::new()).await?;
     let client = session.client(common)?;
     client.pool_for(netwar_core::xapi::Endpoint::ListMembers)?;
     let sink = session.sink(&client);

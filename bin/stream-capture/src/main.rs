@@ -9,11 +9,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use netwar_cli::{CommonArgs, EXIT_CODES_HELP, Session, UsageError, exit};
+use netwar_cli::{CommonArgs, EXIT_CODES_HELP, MetricsArgs, Sample, Session, UsageError, exit};
 use netwar_core::pipeline::stream::captures::{
     COUNTS_SCOPE, remove_capture, save_capture, tag_names,
 };
@@ -100,6 +101,9 @@ struct RunArgs {
     /// Seconds the connection lock outlives a holder that stopped renewing it.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     lock_ttl: u64,
+
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[tokio::main]
@@ -332,6 +336,10 @@ async fn hold(
     args: &RunArgs,
     kind: StreamKind,
 ) -> anyhow::Result<u8> {
+    let gaps = Sample::StreamGaps {
+        store: Arc::clone(&session.stores.queue),
+    };
+    netwar_cli::metrics::serve(&args.metrics, &session.config, vec![gaps]).await?;
     let client = session.client(common)?;
     let sink = session.sink(&client);
     let key = status_key(kind, client.credential_name());

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use netwar_cli::{CommonArgs, EXIT_CODES_HELP, JobRun, Session, UsageError, commands, exit};
+use netwar_cli::{
+    CommonArgs, EXIT_CODES_HELP, JobRun, MetricsArgs, Sample, Session, UsageError, commands, exit,
+};
 use netwar_core::pipeline::capture::TIMELINE_SCOPE;
 use netwar_core::pipeline::{
     AccountOutcome, AccountRef, CaptureOptions, Context, Settle, TimelineJob, TimelineReport,
@@ -141,6 +143,9 @@ struct RunArgs {
     /// Failures after which a job goes to the dead letters.
     #[arg(long, default_value_t = 5, value_name = "N")]
     max_attempts: u32,
+
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 fn parse_exclude(text: &str) -> Result<String, String> {
@@ -170,6 +175,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             commands::enqueue(&cli.common, &session, file, no_resolve, &queue.queue).await
         }
         Command::Run(args) => {
+            let depth = Sample::Queue {
+                store: Arc::clone(&session.stores.queue),
+                queue: args.queue.queue.clone(),
+            };
+            netwar_cli::metrics::serve(&args.metrics, &session.config, vec![depth]).await?;
             let command = format!("run {}", args.queue.queue);
             let mut job = start_job(&cli.common, &session, &command).await;
             let result = run_queue(&cli.common, &session, &args, &mut job).await;

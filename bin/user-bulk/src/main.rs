@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
-use netwar_cli::{CommonArgs, EXIT_CODES_HELP, JobRun, Session, UsageError, commands, exit};
+use netwar_cli::{
+    CommonArgs, EXIT_CODES_HELP, JobRun, MetricsArgs, Sample, Session, UsageError, commands, exit,
+};
 use netwar_core::model::{Follow, Via};
 use netwar_core::pipeline::capture::{PROFILE_SCOPE, resolve};
 use netwar_core::pipeline::{
@@ -69,6 +71,9 @@ enum Command {
         /// A name recorded in the provenance of the captured profiles.
         #[arg(long, value_name = "NAME")]
         tag: Option<String>,
+
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
 
     /// Show the queue: waiting and in-flight jobs, dead letters, and recent outcomes.
@@ -152,7 +157,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             forever,
             max_attempts,
             tag,
+            metrics,
         } => {
+            let depth = Sample::Queue {
+                store: Arc::clone(&session.stores.queue),
+                queue: queue.clone(),
+            };
+            netwar_cli::metrics::serve(&metrics, &session.config, vec![depth]).await?;
             let options = WorkerOptions {
                 queue,
                 worker: netwar_cli::worker_name(),

@@ -3,7 +3,8 @@
 //!
 //! Keeping it in one crate means cron lines, scripts and people meet one behaviour across the
 //! tools: the same `--config`, `-v`/`-q` and `--log-format` flags, user output on stdout and
-//! diagnostics on stderr, and exit codes that mean the same thing everywhere.
+//! diagnostics on stderr, and exit codes that mean the same thing everywhere. The
+//! long-running commands also share the `--metrics-listen` flag and its server ([`metrics`]).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -17,11 +18,13 @@ use tokio::sync::watch;
 pub mod commands;
 pub mod generate;
 pub mod jobs;
+pub mod metrics;
 pub mod session;
 pub mod status;
 
 pub use generate::parse;
 pub use jobs::JobRun;
+pub use metrics::{MetricsArgs, Sample};
 pub use session::{Session, install_crypto_provider};
 
 /// Exit codes, documented in every binary's `--help` and in README.

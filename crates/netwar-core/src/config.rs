@@ -39,6 +39,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub elasticsearch: ElasticsearchConfig,
     pub neo4j: Neo4jConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// How netwar reaches the X API.
@@ -222,6 +223,16 @@ impl Default for Neo4jConfig {
     }
 }
 
+/// Where the long-running commands serve their Prometheus metrics.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` on which `timeline-bulk run`, `user-bulk run`, `observer run` and
+    /// `stream-capture run|sample` answer `GET /metrics`; none by default, because two
+    /// processes on one machine cannot share a port. Their `--metrics-listen` flag wins.
+    pub listen: Option<String>,
+}
+
 impl Config {
     /// Loads the configuration: the file chosen by `explicit` or the search order in the module
     /// documentation, then the environment overrides.
@@ -302,7 +313,7 @@ pub fn default_config_files() -> Vec<PathBuf> {
 /// Writes `NETWAR_<SECTION>_<KEY>=value` variables into the parsed file. Values are read as
 /// TOML literals when they parse as a number or a boolean, and as strings otherwise.
 fn apply_environment(table: &mut toml::Table, environment: &[(String, String)]) -> Result<()> {
-    const SECTIONS: &[&str] = &["api", "store", "redis", "elasticsearch", "neo4j"];
+    const SECTIONS: &[&str] = &["api", "store", "redis", "elasticsearch", "neo4j", "metrics"];
 
     for (name, value) in environment {
         let Some(rest) = name.strip_prefix(OVERRIDE_PREFIX) else {

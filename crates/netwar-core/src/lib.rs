@@ -10,6 +10,8 @@
 //! - [`xapi`]: the X API v2 client: authentication, typed requests, paging, the rate-limit
 //!   governor, retries and the streaming reconnect rules.
 //! - [`error`]: the typed errors every fallible function of this crate returns.
+//! - [`telemetry`]: the events operators watch, each logged and counted in the Prometheus
+//!   metrics by one call.
 
 pub mod config;
 pub mod error;
@@ -17,6 +19,7 @@ pub mod model;
 pub mod pipeline;
 pub mod secret;
 pub mod store;
+pub mod telemetry;
 pub mod xapi;
 
 pub use error::{Error, Result};

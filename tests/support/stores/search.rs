@@ -196,6 +196,10 @@ impl Drop for Removed {
 
 #[async_trait]
 impl Archive for Removed {
+    fn backend(&self) -> &'static str {
+        self.archive.backend()
+    }
+
     async fn upsert_tweets(&self, tweets: &[TweetDoc]) -> Result<WriteSummary> {
         self.archive.upsert_tweets(tweets).await
     }

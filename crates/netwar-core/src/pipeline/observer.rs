@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::model::{Membership, Via};
 use crate::store::{CaptureState, LockHolder, Queue};
+use crate::telemetry;
 use crate::xapi::requests::LOOKUP_BATCH;
 use crate::xapi::{Client, End, Endpoint, Outcome, Page};
 
@@ -548,6 +549,7 @@ async fn pass_locked(context: Context<'_>, options: &PassOptions) -> Result<Pass
         }
         let needs = planned_calls(&entry.list, options);
         if let Err(deferral) = budget.spend(&entry.list.id, &needs, first) {
+            telemetry::list_passed(&entry.list.id, "deferred", None);
             report.deferred.push(deferral);
             continue;
         }
@@ -557,7 +559,6 @@ async fn pass_locked(context: Context<'_>, options: &PassOptions) -> Result<Pass
         let mut list_report = match pass_list(context, options, entry).await {
             Ok(list_report) => list_report,
             Err(error) => {
-                tracing::warn!(list = list_id, %error, "The List's pass failed.");
                 record_failure(queue, &list_id, &error).await?;
                 ListPassReport {
                     list_id: list_id.clone(),
@@ -567,6 +568,7 @@ async fn pass_locked(context: Context<'_>, options: &PassOptions) -> Result<Pass
                 }
             }
         };
+        telemetry::list_passed(&list_id, &list_report.outcome, list_report.error.as_deref());
         if list_report.outcome == "interrupted" {
             report.interrupted = true;
         }

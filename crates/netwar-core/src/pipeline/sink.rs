@@ -3,7 +3,10 @@
 //! A page is written to the archive first, then to the graph; only after both have confirmed
 //! does the caller record its progress (capture state, queue acknowledgement). A crash in
 //! between means the page is fetched and written again, which the stores' idempotency turns
-//! into no change.
+//! into no change. Every write is reported to [`crate::telemetry`] with what it stored and how
+//! long it took.
+
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -11,6 +14,7 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::model::{ProfileChange, Provenance, StatusObservation, TweetDoc, UserDoc, Via};
 use crate::store::{Stores, WriteSummary};
+use crate::telemetry::{self, Role};
 use crate::xapi::Includes;
 
 /// What one write stored.
@@ -63,17 +67,17 @@ impl Sink {
 
         let mut stored = Stored::default();
         if !tweets.is_empty() {
-            stored.tweets = self.stores.archive.upsert_tweets(&tweets).await?;
+            stored.tweets = self.archive_tweets(&tweets).await?;
         }
         if !users.is_empty() {
-            stored.profile_changes = self.stores.archive.upsert_users(&users).await?.len() as u64;
+            stored.profile_changes = self.archive_users(&users).await?.len() as u64;
             stored.users = users.len() as u64;
         }
         if !tweets.is_empty() {
-            self.stores.graph.write_tweets(&tweets).await?;
+            self.graph_tweets(&tweets).await?;
         }
         if !users.is_empty() {
-            self.stores.graph.write_users(&users).await?;
+            self.graph_users(&users).await?;
         }
         Ok(stored)
     }
@@ -90,9 +94,59 @@ impl Sink {
         if docs.is_empty() {
             return Ok(Vec::new());
         }
-        let changes = self.stores.archive.upsert_users(&docs).await?;
-        self.stores.graph.write_users(&docs).await?;
+        let changes = self.archive_users(&docs).await?;
+        self.graph_users(&docs).await?;
         Ok(changes)
+    }
+
+    // Each write below is timed and reported (logged and counted) once the store confirmed
+    // it; a write that failed reports nothing, and its error travels to the caller.
+
+    async fn archive_tweets(&self, tweets: &[TweetDoc]) -> Result<WriteSummary> {
+        let started = Instant::now();
+        let summary = self.stores.archive.upsert_tweets(tweets).await?;
+        telemetry::tweets_written(
+            Role::Archive,
+            self.stores.archive.backend(),
+            tweets.len() as u64,
+            Some(summary.created),
+            started.elapsed(),
+        );
+        Ok(summary)
+    }
+
+    async fn archive_users(&self, users: &[UserDoc]) -> Result<Vec<ProfileChange>> {
+        let started = Instant::now();
+        let changes = self.stores.archive.upsert_users(users).await?;
+        let backend = self.stores.archive.backend();
+        telemetry::users_written(
+            Role::Archive,
+            backend,
+            users.len() as u64,
+            started.elapsed(),
+        );
+        Ok(changes)
+    }
+
+    async fn graph_tweets(&self, tweets: &[TweetDoc]) -> Result<()> {
+        let started = Instant::now();
+        self.stores.graph.write_tweets(tweets).await?;
+        telemetry::tweets_written(
+            Role::Graph,
+            self.stores.graph.backend(),
+            tweets.len() as u64,
+            None,
+            started.elapsed(),
+        );
+        Ok(())
+    }
+
+    async fn graph_users(&self, users: &[UserDoc]) -> Result<()> {
+        let started = Instant::now();
+        self.stores.graph.write_users(users).await?;
+        let backend = self.stores.graph.backend();
+        telemetry::users_written(Role::Graph, backend, users.len() as u64, started.elapsed());
+        Ok(())
     }
 
     /// Records accounts seen suspended, not found or protected.

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::error::Result;
 use crate::store::{Failure, Lease, Queue};
+use crate::telemetry::{self, JobSettled};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -141,31 +142,32 @@ where
 
         for (index, lease) in leases.iter().enumerate() {
             let settle = settles.get(index).cloned().unwrap_or(Settle::Interrupted);
-            match settle {
+            let settled = match &settle {
                 Settle::Done => {
                     queue.ack(lease).await?;
                     summary.done += 1;
+                    JobSettled::Done
                 }
                 Settle::Interrupted => {
                     queue.release(lease).await?;
                     summary.released += 1;
+                    JobSettled::Released
                 }
                 Settle::Failed(error) => {
-                    match queue.fail(lease, &error, options.max_attempts).await? {
+                    match queue.fail(lease, error, options.max_attempts).await? {
                         Failure::Retried { failures } => {
-                            tracing::warn!(job = %lease.job.key, failures, %error,
-                                "Job failed; it will be retried.");
                             summary.retried += 1;
+                            JobSettled::Retried { failures, error }
                         }
                         Failure::DeadLettered { failures } => {
-                            tracing::error!(job = %lease.job.key, failures, %error,
-                                "Job failed too often; moved to the dead letters.");
                             summary.dead_lettered += 1;
+                            JobSettled::DeadLettered { failures, error }
                         }
-                        Failure::LeaseLost => {}
+                        Failure::LeaseLost => JobSettled::LeaseLost,
                     }
                 }
-            }
+            };
+            telemetry::job_settled(&options.queue, &lease.job.key, settled);
         }
     }
 }

@@ -86,6 +86,10 @@ pub struct TweetQuery {
 /// The searchable archive of tweets and users, with each user's profile history.
 #[async_trait]
 pub trait Archive: Send + Sync {
+    /// The configuration's name of this implementation (`embedded`, `elasticsearch`), which
+    /// labels its metrics.
+    fn backend(&self) -> &'static str;
+
     /// Inserts or merges tweets by id (see [`TweetDoc::merge`]).
     async fn upsert_tweets(&self, tweets: &[TweetDoc]) -> Result<WriteSummary>;
 
@@ -154,6 +158,10 @@ pub trait Archive: Send + Sync {
 /// The interaction graph.
 #[async_trait]
 pub trait Graph: Send + Sync {
+    /// The configuration's name of this implementation (`embedded`, `neo4j`), which labels
+    /// its metrics.
+    fn backend(&self) -> &'static str;
+
     /// Writes tweets as nodes with their edges, stub nodes for what they reference, and
     /// recomputes the weights of the interaction edges they touch.
     async fn write_tweets(&self, tweets: &[TweetDoc]) -> Result<()>;

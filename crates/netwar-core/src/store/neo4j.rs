@@ -612,6 +612,10 @@ struct MembershipRow {
 
 #[async_trait]
 impl Graph for Neo4jGraph {
+    fn backend(&self) -> &'static str {
+        "neo4j"
+    }
+
     async fn write_tweets(&self, tweets: &[TweetDoc]) -> Result<()> {
         if tweets.is_empty() {
             return Ok(());

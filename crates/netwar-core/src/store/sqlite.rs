@@ -730,6 +730,10 @@ fn query_tweets(
 
 #[async_trait]
 impl Archive for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
     async fn upsert_tweets(&self, tweets: &[TweetDoc]) -> Result<WriteSummary> {
         let tweets = tweets.to_vec();
         self.write(move |transaction| {
@@ -1068,6 +1072,10 @@ fn recompute_edge(transaction: &Transaction<'_>, source: i64, target: i64) -> ru
 
 #[async_trait]
 impl Graph for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
     async fn describe(&self) -> Result<StoreHealth> {
         self.health().await
     }

@@ -7,7 +7,7 @@
 //! 4xx, which would fail again). Typed endpoint methods are in `requests`; paging in `paging`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::config::{ApiConfig, AuthPreference, Credential, CredentialsFile, Tier};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::telemetry;
 
 use super::auth::{self, OAuthExtras, OAuthKeys};
 use super::backoff::RetryPolicy;
@@ -220,7 +221,10 @@ impl Client {
 
         while failures < self.inner.retry.max_attempts {
             self.inner.governor.acquire(&key, call.endpoint).await;
+            let sent_at = Instant::now();
             let outcome = self.attempt(call, pool, self.inner.timeout).await;
+            let status = outcome.as_ref().ok().map(|(status, _, _)| *status);
+            telemetry::request_answered(call.endpoint, &call.path, status, sent_at.elapsed());
 
             let (status, headers, body) = match outcome {
                 Ok(answer) => answer,
@@ -345,14 +349,7 @@ impl Client {
             return;
         }
         let delay = self.inner.retry.delay(failures);
-        tracing::warn!(
-            endpoint = call.endpoint.name(),
-            path = %call.path,
-            attempt = failures,
-            delay_ms = delay.as_millis() as u64,
-            error = reason,
-            "Request failed; retrying."
-        );
+        telemetry::request_retried(call.endpoint, &call.path, failures, delay, reason);
         tokio::time::sleep(delay).await;
     }
 
@@ -371,13 +368,9 @@ impl Client {
                 .await
         };
         let wait = resume.duration_since(SystemTime::now()).unwrap_or_default();
-        let until = chrono::DateTime::<chrono::Utc>::from(resume);
-        tracing::warn!(
-            credential = %key.credential,
-            endpoint = call.endpoint.name(),
-            until = %until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "Rate limit reached; waiting until the window resets."
-        );
+        let until = chrono::DateTime::<chrono::Utc>::from(resume)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        telemetry::rate_limit_refused(&key.credential, call.endpoint, &until, wait);
         tokio::time::sleep(wait).await;
     }
 }

@@ -23,6 +23,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Tier;
+use crate::telemetry;
 
 use super::endpoint::{Endpoint, Pool, WindowLimit};
 
@@ -295,6 +296,7 @@ impl Governor {
     /// Waits until the budget allows one more request, then reserves it.
     pub async fn acquire(&self, key: &BudgetKey, endpoint: Endpoint) {
         let mut announced = false;
+        let mut waited = Duration::ZERO;
         loop {
             let (wait, limit, window) = {
                 let mut budgets = self.lock();
@@ -331,7 +333,12 @@ impl Governor {
                 (wait, _) => wait,
             };
             match wait {
-                None => return,
+                None => {
+                    if !waited.is_zero() {
+                        telemetry::rate_limit_paced(&key.credential, endpoint, waited);
+                    }
+                    return;
+                }
                 Some(wait) => {
                     if wait > Duration::from_secs(5) && !announced {
                         announced = true;
@@ -343,7 +350,9 @@ impl Governor {
                             "Pacing requests to stay within the rate limit."
                         );
                     }
-                    tokio::time::sleep(wait.min(RECHECK)).await;
+                    let nap = wait.min(RECHECK);
+                    tokio::time::sleep(nap).await;
+                    waited += nap;
                 }
             }
         }

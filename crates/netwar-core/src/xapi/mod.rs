@@ -26,5 +26,6 @@ pub use requests::{
 };
 pub use response::{Includes, Meta, Outcome, Page, Problem};
 pub use stream::{
-    MatchingRule, RawEvent, StreamConnection, StreamError, StreamEvent, StreamKind, StreamedTweet,
+    DisconnectReason, MatchingRule, RawEvent, StreamConnection, StreamError, StreamEvent,
+    StreamKind, StreamedTweet,
 };

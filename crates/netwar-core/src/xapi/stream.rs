@@ -63,7 +63,48 @@ pub struct MatchingRule {
 #[derive(Debug)]
 pub struct StreamError {
     pub failure: StreamFailure,
+    /// What happened, finer than `failure`, for the log and the metrics.
+    pub reason: DisconnectReason,
     pub error: Error,
+}
+
+/// What ended a stream connection or refused one, as the log and the metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The server ended the body.
+    Closed,
+    /// Nothing arrived, not even a keep-alive, within the stall timeout.
+    Stall,
+    /// A TCP, TLS or HTTP transport error (connecting or reading).
+    Network,
+    /// An in-stream notice, such as an operational disconnect.
+    Notice,
+    /// A line that is not JSON, or too long to be a tweet.
+    Corrupt,
+    /// The connect was answered with an HTTP error status other than 429.
+    HttpError,
+    /// The connect was answered with 429 (too many connections or connect attempts).
+    TooManyRequests,
+    /// The spool reached its limit: the stores are too slow.
+    SpoolFull,
+    /// The spool could not be written.
+    SpoolError,
+}
+
+impl DisconnectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::Closed => "closed",
+            DisconnectReason::Stall => "stall",
+            DisconnectReason::Network => "network",
+            DisconnectReason::Notice => "notice",
+            DisconnectReason::Corrupt => "corrupt",
+            DisconnectReason::HttpError => "http_error",
+            DisconnectReason::TooManyRequests => "too_many_requests",
+            DisconnectReason::SpoolFull => "spool_full",
+            DisconnectReason::SpoolError => "spool_error",
+        }
+    }
 }
 
 /// Which stream to connect to.
@@ -71,6 +112,16 @@ pub struct StreamError {
 pub enum StreamKind {
     Filtered,
     Sample,
+}
+
+impl StreamKind {
+    /// `filtered` or `sample`, as the metrics label them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamKind::Filtered => "filtered",
+            StreamKind::Sample => "sample",
+        }
+    }
 }
 
 /// An open stream.
@@ -100,6 +151,7 @@ impl Client {
 
         let http_error = |error: Error| StreamError {
             failure: StreamFailure::Http,
+            reason: DisconnectReason::HttpError,
             error,
         };
         let pool = self.pool_for(endpoint).map_err(http_error)?;
@@ -110,12 +162,15 @@ impl Client {
         };
         self.governor().acquire(&key, endpoint).await;
 
+        let sent_at = std::time::Instant::now();
         let response = match self.dispatch(&call, pool, None).await {
             Ok(response) => response,
             Err(message) => {
+                crate::telemetry::request_answered(endpoint, path, None, sent_at.elapsed());
                 self.governor().complete(&key, None).await;
                 return Err(StreamError {
                     failure: StreamFailure::Network,
+                    reason: DisconnectReason::Network,
                     error: Error::Transport {
                         method: "GET",
                         path: path.to_owned(),
@@ -125,19 +180,24 @@ impl Client {
                 });
             }
         };
+        let status = response.status().as_u16();
+        crate::telemetry::request_answered(endpoint, path, Some(status), sent_at.elapsed());
         let headers = rate_headers(response.headers());
         self.governor().complete(&key, Some(headers)).await;
 
-        let status = response.status().as_u16();
         if status != 200 {
             let body = response.bytes().await.unwrap_or_default();
-            let failure = if status == 429 {
-                StreamFailure::TooManyRequests
+            let (failure, reason) = if status == 429 {
+                (
+                    StreamFailure::TooManyRequests,
+                    DisconnectReason::TooManyRequests,
+                )
             } else {
-                StreamFailure::Http
+                (StreamFailure::Http, DisconnectReason::HttpError)
             };
             return Err(StreamError {
                 failure,
+                reason,
                 error: Error::Api {
                     method: "GET",
                     path: path.to_owned(),
@@ -212,15 +272,22 @@ impl StreamConnection {
     /// Reads the next chunk of the body into the buffer, or says why the connection ended.
     async fn fill(&mut self) -> Result<(), StreamError> {
         if self.buffer.len() > MAX_LINE {
-            return Err(self.network("a line exceeded 16 MiB without a line break"));
+            let message = "a line exceeded 16 MiB without a line break";
+            return Err(self.network(DisconnectReason::Corrupt, message));
         }
         let chunk = match tokio::time::timeout(self.stall_timeout, self.body.next()).await {
             Err(_) => {
                 let seconds = self.stall_timeout.as_secs();
-                return Err(self.network(&format!("no data for {seconds} s (stalled)")));
+                let message = format!("no data for {seconds} s (stalled)");
+                return Err(self.network(DisconnectReason::Stall, &message));
             }
-            Ok(None) => return Err(self.network("the server closed the connection")),
-            Ok(Some(Err(error))) => return Err(self.network(&error.to_string())),
+            Ok(None) => {
+                let message = "the server closed the connection";
+                return Err(self.network(DisconnectReason::Closed, message));
+            }
+            Ok(Some(Err(error))) => {
+                return Err(self.network(DisconnectReason::Network, &error.to_string()));
+            }
             Ok(Some(Ok(chunk))) => chunk,
         };
         self.buffer.extend_from_slice(&chunk);
@@ -231,8 +298,10 @@ impl StreamConnection {
         match self.classify(line)? {
             None => Ok(StreamEvent::KeepAlive),
             Some(value) => {
-                let tweet: StreamedTweet = serde_json::from_value(value)
-                    .map_err(|error| self.network(&format!("unreadable tweet: {error}")))?;
+                let tweet: StreamedTweet = serde_json::from_value(value).map_err(|error| {
+                    let message = format!("unreadable tweet: {error}");
+                    self.network(DisconnectReason::Corrupt, &message)
+                })?;
                 Ok(StreamEvent::Tweet(Box::new(tweet)))
             }
         }
@@ -245,9 +314,8 @@ impl StreamConnection {
             return Ok(None);
         }
         let value: Value = serde_json::from_slice(line).map_err(|error| {
-            self.network(&format!(
-                "unreadable line ({error}); the connection is corrupt"
-            ))
+            let message = format!("unreadable line ({error}); the connection is corrupt");
+            self.network(DisconnectReason::Corrupt, &message)
         })?;
         if value.get("data").is_some() {
             return Ok(Some(value));
@@ -263,6 +331,7 @@ impl StreamConnection {
         self.buffer.clear();
         Err(StreamError {
             failure: StreamFailure::Http,
+            reason: DisconnectReason::Notice,
             error: Error::Api {
                 method: "GET",
                 path: self.path.to_owned(),
@@ -272,9 +341,10 @@ impl StreamConnection {
         })
     }
 
-    fn network(&self, message: &str) -> StreamError {
+    fn network(&self, reason: DisconnectReason, message: &str) -> StreamError {
         StreamError {
             failure: StreamFailure::Network,
+            reason,
             error: Error::Transport {
                 method: "GET",
                 path: self.path.to_owned(),

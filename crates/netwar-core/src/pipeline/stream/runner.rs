@@ -28,7 +28,10 @@ use crate::error::{Error, Result};
 use crate::model::Via;
 use crate::pipeline::Sink;
 use crate::store::{CaptureState, LockHolder, Queue};
-use crate::xapi::{Client, Includes, RawEvent, ReconnectPolicy, StreamFailure, StreamKind};
+use crate::telemetry;
+use crate::xapi::{
+    Client, DisconnectReason, Includes, RawEvent, ReconnectPolicy, StreamFailure, StreamKind,
+};
 
 use super::captures::{
     COUNTS_SCOPE, StreamCapture, StreamLimits, desired_rules, load_captures, tag_names,
@@ -468,14 +471,21 @@ async fn read_loop(
                 if is_too_many_connections(&failure.error)
                     && last_zombie_kill.is_none_or(|killed| killed.elapsed() > ZOMBIE_KILL_EVERY)
                 {
+                    let error = failure.error.to_string();
+                    telemetry::stream_connect_failed(
+                        options.kind,
+                        failure.reason,
+                        &error,
+                        Duration::ZERO,
+                    );
                     last_zombie_kill = Some(Instant::now());
                     end_zombie_connection(client).await;
                     continue;
                 }
                 let delay = scaled(policy.next_delay(failure.failure), options.backoff_scale);
-                tracing::warn!(error = %failure.error, delay_ms = delay.as_millis() as u64,
-                    "Cannot connect to the stream; trying again.");
-                disconnected(shared, outage, gaps, &failure.error.to_string());
+                let error = failure.error.to_string();
+                telemetry::stream_connect_failed(options.kind, failure.reason, &error, delay);
+                disconnected(shared, outage, gaps, &error);
                 sleep_or_stop(delay, &mut stop).await;
                 continue;
             }
@@ -488,25 +498,33 @@ async fn read_loop(
             status.since = Some(Utc::now());
             status.reconnects = connections - 1;
         }
-        tracing::info!(kind = ?options.kind, "Connected to the stream.");
+        telemetry::stream_connected(options.kind);
 
-        let ended: (StreamFailure, String) = loop {
-            let interrupted = (StreamFailure::Network, String::new());
+        let ended: (StreamFailure, DisconnectReason, String) = loop {
+            // Stopping is not a disconnect: this value is never reported.
+            let interrupted = (
+                StreamFailure::Network,
+                DisconnectReason::Closed,
+                String::new(),
+            );
             let event = tokio::select! {
                 event = connection.next_raw() => event,
                 _ = stop.wait_for(|stopped| *stopped) => break interrupted,
             };
             match event {
                 Ok(RawEvent::KeepAlive) => {
+                    telemetry::stream_byte(options.kind);
                     policy.connected();
                     shared.status().last_keep_alive = Some(Utc::now());
                 }
                 Ok(RawEvent::Tweet { line, id }) => {
+                    telemetry::stream_tweet_received(options.kind, &id);
                     policy.connected();
                     let received = Utc::now();
                     if let Err(error) = appender.append(received.timestamp_millis(), &line) {
                         tracing::error!(%error, "Cannot write to the spool.");
-                        break (StreamFailure::Network, format!("spool: {error}"));
+                        let detail = format!("spool: {error}");
+                        break (StreamFailure::Network, DisconnectReason::SpoolError, detail);
                     }
                     if let Some(time) = id_time(&id) {
                         shared
@@ -529,11 +547,14 @@ async fn read_loop(
                     if shared.gauge.bytes() >= options.spool_max_bytes {
                         break (
                             StreamFailure::Network,
+                            DisconnectReason::SpoolFull,
                             "the spool is full (the stores are too slow)".to_owned(),
                         );
                     }
                 }
-                Err(failure) => break (failure.failure, failure.error.to_string()),
+                Err(failure) => {
+                    break (failure.failure, failure.reason, failure.error.to_string());
+                }
             }
         };
         drop(connection);
@@ -541,13 +562,15 @@ async fn read_loop(
             break;
         }
 
-        tracing::warn!(reason = %ended.1, "The stream connection ended; reconnecting.");
+        let (failure, reason, detail) = ended;
+        telemetry::stream_connection_ended(options.kind, reason, &detail);
         write_watermark(&options.spool_dir, shared.status().watermark.as_deref());
-        disconnected(shared, outage, gaps, &ended.1);
-        let delay = scaled(policy.next_delay(ended.0), options.backoff_scale);
+        disconnected(shared, outage, gaps, &detail);
+        let delay = scaled(policy.next_delay(failure), options.backoff_scale);
         sleep_or_stop(delay, &mut stop).await;
     }
     shared.status().connected = false;
+    telemetry::stream_closed(options.kind);
     Ok(())
 }
 
@@ -855,9 +878,11 @@ async fn accept(
     if let Err(error) = gaps::record_open(queue.as_ref(), &names, &outage).await {
         tracing::warn!(%error, "Cannot record a gap yet.");
     }
-    shared
-        .gaps_recorded
-        .fetch_add(u64::from(outage.before_id.is_none()), Ordering::Relaxed);
+    if outage.before_id.is_none() {
+        // Counted once per outage, when it opens; closing it records the same gap again.
+        telemetry::stream_gap_recorded(kind, &outage.after_id, &outage.reason, names.len());
+        shared.gaps_recorded.fetch_add(1, Ordering::Relaxed);
+    }
     if outage.before_id.is_some() {
         pending.push_back((outage, Instant::now()));
     }
@@ -958,7 +983,9 @@ async fn keep_loop(
             }
         }
 
-        save_status(queue.as_ref(), &key, &shared.snapshot()).await;
+        let snapshot = shared.snapshot();
+        telemetry::stream_spool(options.kind, snapshot.spool_tweets, snapshot.spool_bytes);
+        save_status(queue.as_ref(), &key, &snapshot).await;
 
         if let (StreamKind::Filtered, Some(limits)) = (options.kind, limits)
             && last_rescan.elapsed() >= options.rescan

@@ -731,6 +731,10 @@ fn tweet_query(query: &TweetQuery) -> Value {
 
 #[async_trait]
 impl Archive for ElasticArchive {
+    fn backend(&self) -> &'static str {
+        "elasticsearch"
+    }
+
     async fn upsert_tweets(&self, tweets: &[TweetDoc]) -> Result<WriteSummary> {
         // The same tweet may come twice in one batch (as data and as an include): its
         // captures are merged in order, one write per tweet.
