@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use netwar_tests::bins::{command, run_async};
 use netwar_tests::sim::{SimEnv, Truth};
+use netwar_tests::stores::{neo4j, search};
 use serde_json::Value;
 use x_api_sim::SimConfig;
 
@@ -393,12 +394,21 @@ async fn two_workers_on_one_credential_share_its_budget_and_the_queue() {
 }
 
 /// The configuration text that moves every role to the test servers: Redis for the queue,
-/// OpenSearch for the archive, Neo4j for the graph, each under names no other test uses.
-fn servers_config() -> String {
+/// OpenSearch for the archive, Neo4j for the graph, each under names no other test uses; and
+/// what deletes the archive's indices and the graph's nodes when the test ends.
+fn servers_config() -> (String, (search::DropCleanup, neo4j::Cleanup)) {
     use netwar_tests::services::required;
 
-    let prefix = netwar_tests::stores::search::unique_prefix();
-    format!(
+    let prefix = search::unique_prefix();
+    let cleanup = (
+        search::DropCleanup(search::Cleanup {
+            config: search::config(search::Cluster::OpenSearch, &prefix),
+        }),
+        neo4j::Cleanup {
+            namespace: prefix.clone(),
+        },
+    );
+    let text = format!(
         "queue = \"redis\"\narchive = \"elasticsearch\"\ngraph = \"neo4j\"\n\n\
          [redis]\nurl = \"{}\"\nprefix = \"{prefix}\"\n\n\
          [elasticsearch]\nurl = \"{}\"\ntweet_index = \"{prefix}-tw\"\n\
@@ -409,7 +419,8 @@ fn servers_config() -> String {
         required("NETWAR_TEST_NEO4J_URI"),
         required("NETWAR_TEST_NEO4J_USER"),
         required("NETWAR_TEST_NEO4J_PASSWORD"),
-    )
+    );
+    (text, cleanup)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,7 +429,8 @@ async fn a_capture_into_the_servers_archives_every_tweet_once() {
         clock_scale: 0.0,
         ..SimConfig::new(18, 60)
     };
-    let env = SimEnv::start_with(config, &servers_config()).await;
+    let (servers, _cleanup) = servers_config();
+    let env = SimEnv::start_with(config, &servers).await;
     let truth = env.truth();
     let accounts: Vec<&Value> = truth
         .users_where("active", false)
