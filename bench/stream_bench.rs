@@ -60,9 +60,11 @@ async fn main() -> anyhow::Result<()> {
         .windows(2)
         .find(|pair| pair[0] == "--stores")
         .map_or("embedded", |pair| pair[1].as_str());
+    // Kept to the end: the servers' indices, keys and graph are deleted when it is dropped.
+    let servers = (stores == "servers").then(netwar_tests::stores::servers_config);
     let stores_config = match stores {
-        "embedded" => String::new(),
-        "servers" => netwar_tests::stores::servers_config(),
+        "embedded" => "",
+        "servers" => servers.as_ref().map_or("", |servers| servers.text.as_str()),
         other => anyhow::bail!("--stores is embedded or servers, not {other}"),
     };
 

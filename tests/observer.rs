@@ -162,7 +162,7 @@ async fn a_simulated_week_of_passes_captures_every_member_tweet_or_reports_the_g
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_week_of_passes_into_the_servers_captures_every_member_tweet() {
-    a_simulated_week_of_passes(17, &servers_config()).await;
+    a_simulated_week_of_passes(17, &servers_config().text).await;
 }
 
 /// Tracks the operator's Lists and the biggest other public List through a simulated week of

@@ -374,6 +374,213 @@ async fn profile_changes_are_appended_to_the_history_once(stores: TestStores) {
     assert_eq!(archive.count_users().await.unwrap(), 1);
 }
 
+async fn an_emptied_profile_field_is_recorded_as_a_change_to_nothing(stores: TestStores) {
+    let archive = &stores.archive;
+    let mut before = user("1", "alice", "a bio");
+    before["location"] = json!("Lisbon");
+    before["url"] = json!("https://t.co/home");
+    archive
+        .upsert_users(&[profile(before, "2026-01-01T00:00:00Z")])
+        .await
+        .unwrap();
+
+    // The user emptied bio, location and link: X sends the description empty and leaves the
+    // other two out of the profile.
+    let mut emptied = user("1", "alice", "");
+    emptied.as_object_mut().unwrap().remove("location");
+    let changes = archive
+        .upsert_users(&[profile(emptied, "2026-01-03T00:00:00Z")])
+        .await
+        .unwrap();
+    let summary: Vec<_> = changes
+        .iter()
+        .map(|change| {
+            (
+                change.field.as_str(),
+                change.old.as_deref(),
+                change.new.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("description", Some("a bio"), Some("")),
+            ("location", Some("Lisbon"), None),
+            ("url", Some("https://t.co/home"), None),
+        ]
+    );
+
+    // A partial profile (an include without those fields) neither records a change nor brings
+    // the old values back.
+    let partial = json!({"id": "1", "username": "alice", "name": "ALICE"});
+    assert!(
+        archive
+            .upsert_users(&[profile(partial, "2026-01-04T00:00:00Z")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    archive.flush().await.unwrap();
+    let stored = archive.user("1").await.unwrap().unwrap().profile.unwrap();
+    assert_eq!(stored.description.as_deref(), Some(""));
+    assert_eq!((stored.location, stored.url), (None, None));
+    assert!(stored.raw.get("url").is_none(), "{}", stored.raw);
+
+    // Filled in again: a change from nothing.
+    let mut refilled = user("1", "alice", "");
+    refilled["location"] = json!("Porto");
+    let changes = archive
+        .upsert_users(&[profile(refilled, "2026-01-06T00:00:00Z")])
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(
+        (changes[0].old.as_deref(), changes[0].new.as_deref()),
+        (None, Some("Porto"))
+    );
+
+    let history: Vec<_> = archive
+        .user_history("1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|change| (change.field, change.new))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            ("description".to_owned(), Some(String::new())),
+            ("location".to_owned(), None),
+            ("url".to_owned(), None),
+            ("location".to_owned(), Some("Porto".to_owned())),
+        ]
+    );
+}
+
+/// A tweet of alice with this id, captured by `tag`.
+fn numbered_tweet(id: &str, tag: &str) -> TweetDoc {
+    let raw = json!({"id": id, "text": format!("numbered {id}"), "author_id": "1",
+                     "created_at": "2026-01-10T10:00:00.000Z", "edit_history_tweet_ids": [id]});
+    let provenance = Provenance::new(time("2026-01-20T00:00:00Z"), Via::Timeline, Some(tag), "");
+    TweetDoc::from_api(&raw, &fixtures::includes(), provenance).expect("a tweet")
+}
+
+async fn scans_walk_every_tweet_and_user_in_numeric_id_order(stores: TestStores) {
+    let archive = &stores.archive;
+
+    // Ids of different lengths, which as text would sort "10" before "9".
+    let ids = [
+        "9",
+        "10",
+        "95",
+        "100",
+        "1000",
+        "1234567890123456789",
+        "999999",
+    ];
+    let tweets: Vec<TweetDoc> = ids
+        .iter()
+        .enumerate()
+        .map(|(position, id)| numbered_tweet(id, if position % 2 == 0 { "even" } else { "odd" }))
+        .collect();
+    archive.upsert_tweets(&tweets).await.unwrap();
+    let users: Vec<_> = ["80", "7", "1000000000000000000", "900"]
+        .iter()
+        .map(|id| {
+            profile(
+                user(id, &format!("user{id}"), "bio"),
+                "2026-01-01T00:00:00Z",
+            )
+        })
+        .collect();
+    archive.upsert_users(&users).await.unwrap();
+    archive
+        .record_statuses(&[StatusObservation {
+            subject: "55".to_owned(),
+            by_username: false,
+            status: UserStatus::Suspended,
+            observed_at: time("2026-01-02T00:00:00Z"),
+            detail: None,
+        }])
+        .await
+        .unwrap();
+    archive.flush().await.unwrap();
+
+    // Pages of two, each starting after the last id of the one before.
+    let scan = |filter: TweetQuery, start: Option<&'static str>| {
+        let archive = archive.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut after = start.map(str::to_owned);
+            loop {
+                let page = archive
+                    .scan_tweets(&filter, after.as_deref(), 2)
+                    .await
+                    .unwrap();
+                assert!(page.len() <= 2);
+                let Some(last) = page.last() else {
+                    break;
+                };
+                after = Some(last.id.clone());
+                seen.extend(page.into_iter().map(|tweet| tweet.id));
+            }
+            seen
+        }
+    };
+    assert_eq!(
+        scan(TweetQuery::default(), None).await,
+        [
+            "9",
+            "10",
+            "95",
+            "100",
+            "1000",
+            "999999",
+            "1234567890123456789"
+        ]
+    );
+    let even = TweetQuery {
+        tag: Some("even".to_owned()),
+        limit: 1,
+        ..TweetQuery::default()
+    };
+    assert_eq!(
+        scan(even, None).await,
+        ["9", "95", "1000", "999999"],
+        "the filter applies and its limit does not"
+    );
+    assert_eq!(
+        scan(TweetQuery::default(), Some("100")).await,
+        ["1000", "999999", "1234567890123456789"]
+    );
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = archive.scan_users(after.as_deref(), 2).await.unwrap();
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = Some(last.id.clone());
+        seen.extend(page);
+    }
+    let summary: Vec<_> = seen
+        .iter()
+        .map(|user| (user.id.as_str(), user.status, user.profile.is_some()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("7", UserStatus::Active, true),
+            ("55", UserStatus::Suspended, false),
+            ("80", UserStatus::Active, true),
+            ("900", UserStatus::Active, true),
+            ("1000000000000000000", UserStatus::Active, true),
+        ]
+    );
+}
+
 async fn a_handle_never_seen_with_a_profile_keeps_its_last_status(stores: TestStores) {
     let archive = &stores.archive;
     archive
@@ -720,7 +927,9 @@ macro_rules! suite {
             tweets_written_twice_are_stored_once_with_merged_provenance,
             profile_changes_are_appended_to_the_history_once,
             a_handle_never_seen_with_a_profile_keeps_its_last_status,
-            search_finds_words_and_applies_every_filter);
+            search_finds_words_and_applies_every_filter,
+            an_emptied_profile_field_is_recorded_as_a_change_to_nothing,
+            scans_walk_every_tweet_and_user_in_numeric_id_order);
     };
     (graph, $module:ident, $open:expr) => {
         suite!(@module $module, $open;
@@ -742,7 +951,9 @@ macro_rules! suite {
             tweets_written_twice_are_stored_once_with_merged_provenance,
             profile_changes_are_appended_to_the_history_once,
             a_handle_never_seen_with_a_profile_keeps_its_last_status,
-            search_finds_words_and_applies_every_filter);
+            search_finds_words_and_applies_every_filter,
+            an_emptied_profile_field_is_recorded_as_a_change_to_nothing,
+            scans_walk_every_tweet_and_user_in_numeric_id_order);
     };
     (@optional $module:ident, $unavailable:expr, $open:expr; $($test:ident),*) => {
         mod $module {

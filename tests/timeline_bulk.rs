@@ -226,7 +226,7 @@ async fn runs_killed_at_random_moments_lose_and_duplicate_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_killed_at_random_moments_lose_and_duplicate_nothing_in_the_servers() {
-    killed_runs_lose_and_duplicate_nothing(23, &servers_config()).await;
+    killed_runs_lose_and_duplicate_nothing(23, &servers_config().text).await;
 }
 
 /// Kills workers with SIGKILL at moments chosen by a seeded generator, lets a last worker
@@ -375,7 +375,7 @@ async fn two_workers_on_one_credential_share_its_budget_and_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_the_budget_and_the_queue_through_redis() {
-    two_workers_share_budget_and_queue(26, &servers_config()).await;
+    two_workers_share_budget_and_queue(26, &servers_config().text).await;
 }
 
 /// Two `run` processes on one queue and one credential: every job done once, no 429.
@@ -433,7 +433,8 @@ async fn a_capture_into_the_servers_archives_every_tweet_once() {
         clock_scale: 0.0,
         ..SimConfig::new(18, 60)
     };
-    let env = SimEnv::start_with(config, &servers_config()).await;
+    let servers = servers_config();
+    let env = SimEnv::start_with(config, &servers.text).await;
     let truth = env.truth();
     let accounts: Vec<&Value> = truth
         .users_where("active", false)

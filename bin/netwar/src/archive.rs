@@ -174,6 +174,9 @@ pub async fn export(common: &CommonArgs, args: &ExportArgs) -> anyhow::Result<u8
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
     let archive = session.stores.archive.as_ref();
+    // Exports page through searches, which on a search cluster see only what a refresh made
+    // visible: an export holds every write made before it started.
+    archive.flush().await?;
 
     let summary = match args.what {
         ExportWhat::Tweets | ExportWhat::Users => {

@@ -58,12 +58,18 @@ pub fn mixed(
 }
 
 /// The configuration text that moves every role to the test servers: Redis for the queue,
-/// OpenSearch for the archive, Neo4j for the graph, each under names no other test uses.
-pub fn servers_config() -> String {
+/// OpenSearch for the archive, Neo4j for the graph, each under names no other test uses; and
+/// what deletes the archive's indices and the graph's nodes when it is dropped.
+pub struct ServersConfig {
+    pub text: String,
+    _cleanup: (search::DropCleanup, neo4j::Cleanup),
+}
+
+pub fn servers_config() -> ServersConfig {
     use crate::services::required;
 
     let prefix = search::unique_prefix();
-    format!(
+    let text = format!(
         "queue = \"redis\"\narchive = \"elasticsearch\"\ngraph = \"neo4j\"\n\n\
          [redis]\nurl = \"{}\"\nprefix = \"{prefix}\"\n\n\
          [elasticsearch]\nurl = \"{}\"\ntweet_index = \"{prefix}-tw\"\n\
@@ -74,5 +80,15 @@ pub fn servers_config() -> String {
         required("NETWAR_TEST_NEO4J_URI"),
         required("NETWAR_TEST_NEO4J_USER"),
         required("NETWAR_TEST_NEO4J_PASSWORD"),
-    )
+    );
+    let cleanup = (
+        search::DropCleanup(search::Cleanup {
+            config: search::config(search::Cluster::OpenSearch, &prefix),
+        }),
+        neo4j::Cleanup { namespace: prefix },
+    );
+    ServersConfig {
+        text,
+        _cleanup: cleanup,
+    }
 }

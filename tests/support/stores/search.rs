@@ -14,7 +14,7 @@ use netwar_core::config::ElasticsearchConfig;
 use netwar_core::model::{ProfileChange, StatusObservation, TweetDoc, UserDoc};
 use netwar_core::secret::Secret;
 use netwar_core::store::elastic::ElasticArchive;
-use netwar_core::store::{Archive, StoredUser, TweetQuery, WriteSummary};
+use netwar_core::store::{Archive, StoreHealth, StoredUser, TweetQuery, WriteSummary};
 
 use super::TestStores;
 use crate::services::{required, setting};
@@ -182,6 +182,16 @@ impl Cleanup {
     }
 }
 
+/// Deletes a test's indices and templates when dropped, however the test ends: for tests
+/// that hand the aliases to a binary through its configuration.
+pub struct DropCleanup(pub Cleanup);
+
+impl Drop for DropCleanup {
+    fn drop(&mut self) {
+        self.0.run_blocking();
+    }
+}
+
 /// An archive that deletes its indices when dropped.
 struct Removed {
     archive: ElasticArchive,
@@ -242,5 +252,22 @@ impl Archive for Removed {
 
     async fn flush(&self) -> Result<()> {
         self.archive.flush().await
+    }
+
+    async fn scan_tweets(
+        &self,
+        filter: &TweetQuery,
+        after_id: Option<&str>,
+        batch: usize,
+    ) -> Result<Vec<TweetDoc>> {
+        self.archive.scan_tweets(filter, after_id, batch).await
+    }
+
+    async fn scan_users(&self, after_id: Option<&str>, batch: usize) -> Result<Vec<StoredUser>> {
+        self.archive.scan_users(after_id, batch).await
+    }
+
+    async fn describe(&self) -> Result<StoreHealth> {
+        self.archive.describe().await
     }
 }

@@ -24,7 +24,10 @@ use serde::{Deserialize, Serialize};
 
 pub use graph::{Follow, GraphSummary, Interaction, InteractionKind, Membership, WeightedEdge};
 pub use tweet::{Reference, TweetDoc, TweetKind};
-pub use user::{ProfileChange, StatusObservation, TRACKED_FIELDS, UserDoc, UserStatus};
+pub use user::{
+    KnownUser, ObservedProfile, ProfileChange, StatusObservation, TRACKED_FIELDS, UserDoc,
+    UserStatus,
+};
 
 /// How a document came to be captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -59,7 +59,8 @@
 //!
 //! The uniqueness constraints (which also serve as the lookup indexes, and make concurrent
 //! `MERGE` of a node safe) are created on first use when missing, so connecting again creates
-//! nothing.
+//! nothing. `netwar doctor` checks them by what they constrain rather than by name: a
+//! constraint of netwar's name that constrains something else would otherwise pass unseen.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -76,7 +77,7 @@ use crate::model::{
     Follow, GraphSummary, InteractionKind, Membership, TweetDoc, UserDoc, WeightedEdge,
 };
 
-use super::Graph;
+use super::{Graph, StoreHealth};
 
 const STORE: &str = "neo4j";
 
@@ -106,6 +107,8 @@ pub async fn connect(config: &Neo4jConfig) -> Result<Arc<dyn Graph>> {
 /// The graph in a Neo4j database, under one namespace.
 pub struct Neo4jGraph {
     graph: neo4rs::Graph,
+    /// The server's address without a login, for messages and `netwar doctor`.
+    address: String,
     namespace: String,
     /// The constraints this connection created (empty when they were all there already).
     created: Vec<String>,
@@ -144,6 +147,7 @@ impl Neo4jGraph {
 
         let mut store = Neo4jGraph {
             graph,
+            address: address.clone(),
             namespace: config.namespace.clone(),
             created: Vec::new(),
         };
@@ -203,6 +207,15 @@ impl Neo4jGraph {
             }
         }
         Ok(total)
+    }
+
+    /// The constraints in the database with what they constrain.
+    async fn constraint_definitions(&self) -> Result<Vec<ConstraintDefinition>> {
+        self.read(query(
+            "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties \
+             RETURN name, type AS kind, labelsOrTypes AS labels, properties",
+        ))
+        .await
     }
 
     /// Creates the constraints that are missing; returns their names.
@@ -287,6 +300,55 @@ impl Neo4jGraph {
         let rows: Vec<Count> = self.read(self.statement(text)).await?;
         Ok(rows.first().map_or(0, |row| row.n.max(0) as u64))
     }
+}
+
+/// One constraint as `SHOW CONSTRAINTS` describes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct ConstraintDefinition {
+    name: String,
+    kind: String,
+    labels: Option<Vec<String>>,
+    properties: Option<Vec<String>>,
+}
+
+impl ConstraintDefinition {
+    /// True when it makes `(ns, key)` of `label` nodes unique, whatever its name: a node key
+    /// (Enterprise) does too, and an equivalent constraint made by hand under another name
+    /// stops netwar's own from being created.
+    fn makes_unique(&self, label: &str, key: &str) -> bool {
+        matches!(self.kind.as_str(), "UNIQUENESS" | "NODE_KEY")
+            && self.labels.as_deref() == Some(&[label.to_owned()])
+            && self.properties.as_deref() == Some(&["ns".to_owned(), key.to_owned()])
+    }
+}
+
+/// The constraints netwar needs that `found` lacks, each as a problem and its fix.
+fn missing_constraints(found: &[ConstraintDefinition]) -> Vec<(String, String)> {
+    let mut missing = Vec::new();
+    for (name, label, key) in CONSTRAINTS {
+        if found
+            .iter()
+            .any(|constraint| constraint.makes_unique(label, key))
+        {
+            continue;
+        }
+        let create = format!(
+            "CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE (n.ns, n.{key}) \
+             IS UNIQUE"
+        );
+        if found.iter().any(|constraint| constraint.name == *name) {
+            missing.push((
+                format!("the constraint {name} does not make (ns, {key}) of :{label} nodes unique"),
+                format!("in cypher-shell: DROP CONSTRAINT {name}; {create}"),
+            ));
+        } else {
+            missing.push((
+                format!("the constraint {name} on (ns, {key}) of :{label} nodes is missing"),
+                format!("in cypher-shell: {create}"),
+            ));
+        }
+    }
+    missing
 }
 
 /// Deadlocks, other transient server errors and dropped connections: the transaction did not
@@ -881,6 +943,39 @@ impl Graph for Neo4jGraph {
             memberships: self.count(&relationships("User", "MEMBER_OF")).await?,
         })
     }
+
+    async fn describe(&self) -> Result<StoreHealth> {
+        #[derive(Deserialize)]
+        struct Component {
+            name: String,
+            versions: Vec<String>,
+            edition: String,
+        }
+        let components: Vec<Component> = self
+            .read(query(
+                "CALL dbms.components() YIELD name, versions, edition \
+                 RETURN name, versions, edition",
+            ))
+            .await?;
+        let version = components
+            .iter()
+            .find(|component| component.name == "Neo4j Kernel")
+            .or(components.first())
+            .map(|component| {
+                let number = component.versions.first().map_or("unknown", String::as_str);
+                format!("{number} {}", component.edition)
+            });
+
+        let mut health = StoreHealth {
+            store: format!("neo4j {}", self.address),
+            version,
+            problems: Vec::new(),
+        };
+        for (problem, fix) in missing_constraints(&self.constraint_definitions().await?) {
+            health.problem(problem, fix);
+        }
+        Ok(health)
+    }
 }
 
 /// Counts the nodes of a label in the namespace.
@@ -896,6 +991,55 @@ fn relationships(label: &str, kind: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unique(name: &str, label: &str, key: &str) -> ConstraintDefinition {
+        ConstraintDefinition {
+            name: name.to_owned(),
+            kind: "UNIQUENESS".to_owned(),
+            labels: Some(vec![label.to_owned()]),
+            properties: Some(vec!["ns".to_owned(), key.to_owned()]),
+        }
+    }
+
+    #[test]
+    fn each_missing_or_different_constraint_is_named_with_the_statement_that_fixes_it() {
+        let all: Vec<ConstraintDefinition> = CONSTRAINTS
+            .iter()
+            .map(|(name, label, key)| unique(name, label, key))
+            .collect();
+        assert!(missing_constraints(&all).is_empty());
+
+        // Under another name, or as a node key, a constraint does the same work.
+        let mut equivalent = all.clone();
+        equivalent[0].name = "made_by_hand".to_owned();
+        equivalent[1].kind = "NODE_KEY".to_owned();
+        assert!(missing_constraints(&equivalent).is_empty());
+
+        let mut broken = all.clone();
+        broken.retain(|constraint| constraint.name != "netwar_tweet_id");
+        broken[0].properties = Some(vec!["id".to_owned()]);
+        let problems = missing_constraints(&broken);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(
+            problems[0].0,
+            "the constraint netwar_user_id does not make (ns, id) of :User nodes unique"
+        );
+        assert!(
+            problems[0]
+                .1
+                .starts_with("in cypher-shell: DROP CONSTRAINT netwar_user_id; CREATE"),
+            "{problems:?}"
+        );
+        assert_eq!(
+            problems[1],
+            (
+                "the constraint netwar_tweet_id on (ns, id) of :Tweet nodes is missing".to_owned(),
+                "in cypher-shell: CREATE CONSTRAINT netwar_tweet_id IF NOT EXISTS FOR (n:Tweet) \
+                 REQUIRE (n.ns, n.id) IS UNIQUE"
+                    .to_owned()
+            )
+        );
+    }
 
     #[test]
     fn a_login_written_into_the_address_never_reaches_a_message() {

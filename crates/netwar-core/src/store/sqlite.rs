@@ -26,8 +26,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Follow, GraphSummary, Membership, ProfileChange, Provenance, StatusObservation, TweetDoc,
-    UserDoc, UserStatus, WeightedEdge, parse_time,
+    Follow, GraphSummary, KnownUser, Membership, ObservedProfile, ProfileChange, Provenance,
+    StatusObservation, TweetDoc, UserDoc, UserStatus, WeightedEdge, parse_time,
 };
 use crate::xapi::Includes;
 use crate::xapi::governor::SharedLedger;
@@ -480,40 +480,19 @@ fn write_user(
     let id = numeric(&user.id)?;
     let stored = read_user(transaction, id)?;
 
-    let mut user = user.clone();
-    let mut changes = Vec::new();
-    if let Some(stored) = &stored {
-        if stored.last_observed_at > user.observed_at {
-            // An older observation arriving late: the stored profile is newer.
-            return Ok(changes);
-        }
-        if let Some(previous) = &stored.profile {
-            // A partial profile (an include) keeps the fields it lacks from the stored one.
-            let mut merged_raw = previous.raw.clone();
-            if let (Some(target), Some(source)) = (merged_raw.as_object_mut(), user.raw.as_object())
-            {
-                for (key, value) in source {
-                    target.insert(key.clone(), value.clone());
-                }
-            }
-            let mut provenance = previous.provenance.clone();
-            provenance.merge(&user.provenance);
-            let mut previous_with_status = previous.clone();
-            previous_with_status.status = stored.status;
-            changes = user.changes_since(&previous_with_status);
-            if let Some(rebuilt) = UserDoc::from_api(&merged_raw, user.observed_at, provenance) {
-                user = rebuilt;
-            }
-        } else if stored.status != user.status {
-            changes.push(ProfileChange {
-                user_id: user.id.clone(),
-                field: "status".to_owned(),
-                old: Some(stored.status.as_str().to_owned()),
-                new: Some(user.status.as_str().to_owned()),
-                seen_at: user.observed_at,
-            });
-        }
-    }
+    let known = stored.as_ref().map(|stored| KnownUser {
+        status: stored.status,
+        last_observed_at: stored.last_observed_at,
+        profile: stored.profile.as_ref(),
+    });
+    let Some(ObservedProfile {
+        profile: user,
+        changes,
+    }) = user.observe(known)
+    else {
+        // An older observation arriving late: the stored profile is newer.
+        return Ok(Vec::new());
+    };
 
     for change in &changes {
         append_change(transaction, change)?;

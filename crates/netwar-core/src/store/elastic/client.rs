@@ -324,6 +324,46 @@ impl Client {
         }
     }
 
+    /// The server's product (`elasticsearch` or `opensearch`) and version. The root
+    /// endpoint says both; a cluster without it (a minimal distribution) is asked for its
+    /// nodes, and only Elasticsearch reports a build flavor there.
+    pub async fn server(&self) -> Result<(String, String)> {
+        let root = self.json(Method::Get, "/", &[], None).await?;
+        if root.is_success() {
+            let version = root.body.get("version").cloned().unwrap_or_default();
+            let product = match version.get("distribution").and_then(Value::as_str) {
+                Some("opensearch") => "opensearch",
+                _ => "elasticsearch",
+            };
+            let number = version.get("number").and_then(Value::as_str);
+            return Ok((product.to_owned(), number.unwrap_or("unknown").to_owned()));
+        }
+
+        let nodes = self
+            .json(
+                Method::Get,
+                "/_nodes/_local",
+                &[("filter_path", "nodes.*.version,nodes.*.build_flavor")],
+                None,
+            )
+            .await?
+            .success("ask the server for its version")?;
+        let node = nodes
+            .body
+            .get("nodes")
+            .and_then(Value::as_object)
+            .and_then(|nodes| nodes.values().next())
+            .cloned()
+            .unwrap_or_default();
+        let product = if node.get("build_flavor").is_some() {
+            "elasticsearch"
+        } else {
+            "opensearch"
+        };
+        let number = node.get("version").and_then(Value::as_str);
+        Ok((product.to_owned(), number.unwrap_or("unknown").to_owned()))
+    }
+
     fn refused_login(&self) -> Error {
         Error::Store {
             store: STORE,

@@ -8,19 +8,25 @@
 //! hand or by a rollover gets them too.
 //!
 //! Everything is created on first use and only when missing: a template is rewritten only
-//! when its version is older than this build's, and a backing index is created only when its
-//! alias does not exist. Two processes starting together may both try; the loser's "already
-//! exists" is success.
+//! when it is missing or its version is older than this build's (and then the fields it adds
+//! are added to the indices already behind the alias), and a backing index is created only
+//! when its alias does not exist. Two processes starting together may both try; the loser's
+//! "already exists" is success.
+//!
+//! [`check`] is the other side, for `netwar doctor`: it compares what the cluster holds with
+//! what this build would create, and names each difference with its fix.
 
 use elasticsearch::http::Method;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+use crate::store::StoreHealth;
 
 use super::client::{Client, STORE};
 
 /// Raised whenever a mapping or setting changes, so that connecting rewrites the templates.
-const SCHEMA_VERSION: u64 = 1;
+/// Version 2 added the users' `id_number`, the key exports page through users by.
+const SCHEMA_VERSION: u64 = 2;
 
 /// The kinds of document, each behind its own alias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +162,7 @@ fn user_mappings() -> Value {
         "dynamic": false,
         "properties": {
             "id": keyword(),
+            "id_number": {"type": "long"},
             "username": handle(),
             "status": keyword(),
             "last_observed_at": date(),
@@ -239,6 +246,7 @@ pub(super) async fn ensure(client: &Client, aliases: &[(Family, String)]) -> Res
     let mut fold_diacritics = true;
 
     for (family, alias) in aliases {
+        let mut template_written = false;
         let path = format!("/_index_template/{alias}");
         let existing = client.json(Method::Get, &path, &[], None).await?;
         let current_version = existing
@@ -276,12 +284,15 @@ pub(super) async fn ensure(client: &Client, aliases: &[(Family, String)]) -> Res
             }
             reply.success(&format!("create the index template {alias}"))?;
             created.push(format!("template {alias}"));
+            template_written = true;
         }
 
         let exists = client
             .json(Method::Get, &format!("/_alias/{alias}"), &[], None)
             .await?;
-        if exists.status == 404 {
+        if exists.is_success() && template_written {
+            add_new_fields(client, alias, *family).await?;
+        } else if exists.status == 404 {
             let index = first_index(alias);
             let body = json!({"aliases": {alias.as_str(): {"is_write_index": true}}});
             let reply = client
@@ -302,6 +313,176 @@ pub(super) async fn ensure(client: &Client, aliases: &[(Family, String)]) -> Res
     Ok(created)
 }
 
+/// Gives the indices behind an existing alias the fields a newer template maps. Adding fields
+/// to a mapping is always allowed; a field the index maps differently (an index made by hand)
+/// cannot be changed, which is left for `netwar doctor` to name rather than stopping every
+/// tool.
+async fn add_new_fields(client: &Client, alias: &str, family: Family) -> Result<()> {
+    let reply = client
+        .json(
+            Method::Put,
+            &format!("/{alias}/_mapping"),
+            &[],
+            Some(&family.mappings()),
+        )
+        .await?;
+    if !reply.is_success() {
+        tracing::warn!(
+            store = STORE,
+            alias,
+            reason = %reply.failure("update the mapping").to_string(),
+            "the indices behind the alias keep a mapping netwar did not make; \
+             `netwar doctor` lists the differences"
+        );
+    }
+    Ok(())
+}
+
+/// What `netwar doctor` says to do about a template or alias that is missing or outdated.
+const RECREATE: &str = "run any netwar command against the archive as a user allowed to manage \
+index templates and indices: what is missing or outdated is created when it connects";
+
+/// Compares the templates, aliases and mappings in the cluster with what this build creates,
+/// adding one problem per template, alias or index that differs.
+pub(super) async fn check(
+    client: &Client,
+    aliases: &[(Family, String)],
+    health: &mut StoreHealth,
+) -> Result<()> {
+    for (family, alias) in aliases {
+        let template = client
+            .json(Method::Get, &format!("/_index_template/{alias}"), &[], None)
+            .await?;
+        if template.status == 404 {
+            health.problem(format!("the index template {alias} is missing"), RECREATE);
+        } else {
+            let template = template.success(&format!("read the index template {alias}"))?;
+            let version = template
+                .body
+                .pointer("/index_templates/0/index_template/version")
+                .and_then(Value::as_u64);
+            if version < Some(SCHEMA_VERSION) {
+                let found = version.map_or("unversioned".to_owned(), |v| format!("version {v}"));
+                health.problem(
+                    format!(
+                        "the index template {alias} is {found}; this netwar needs version \
+                         {SCHEMA_VERSION}"
+                    ),
+                    RECREATE,
+                );
+            }
+        }
+
+        let found = client
+            .json(Method::Get, &format!("/_alias/{alias}"), &[], None)
+            .await?;
+        if found.status == 404 {
+            health.problem(format!("the alias {alias} does not exist"), RECREATE);
+            continue;
+        }
+        let found = found.success(&format!("look up the alias {alias}"))?;
+        let indices: Vec<(String, bool)> = found
+            .body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(index, entry)| {
+                let writes = entry
+                    .pointer(&format!("/aliases/{alias}/is_write_index"))
+                    .and_then(Value::as_bool)
+                    == Some(true);
+                (index.clone(), writes)
+            })
+            .collect();
+        if indices.len() > 1 && !indices.iter().any(|(_, writes)| *writes) {
+            let newest = indices
+                .iter()
+                .map(|(index, _)| index)
+                .max()
+                .expect("two or more");
+            health.problem(
+                format!(
+                    "the alias {alias} spans {} indices and none takes the writes",
+                    indices.len()
+                ),
+                format!(
+                    "POST /_aliases {{\"actions\": [{{\"add\": {{\"index\": \"{newest}\", \
+                     \"alias\": \"{alias}\", \"is_write_index\": true}}}}]}}"
+                ),
+            );
+        }
+
+        let mappings = client
+            .json(Method::Get, &format!("/{alias}/_mapping"), &[], None)
+            .await?
+            .success(&format!("read the mappings behind {alias}"))?;
+        for (index, body) in mappings.body.as_object().into_iter().flatten() {
+            let mut differences = Vec::new();
+            let actual = body.get("mappings").unwrap_or(&Value::Null);
+            compare_mappings(&family.mappings(), actual, "", &mut differences);
+            if !differences.is_empty() {
+                health.problem(
+                    format!(
+                        "the index {index} behind {alias} is not mapped as netwar needs: {}",
+                        differences.join("; ")
+                    ),
+                    format!(
+                        "create a new numbered index behind {alias} from the template, \
+                         _reindex {index} into it, then move the alias and delete {index}"
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A field's type as a mapping states it: objects with properties may leave it out.
+fn field_type(field: &Value) -> &str {
+    field
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("object")
+}
+
+/// Adds to `differences` every field of `expected` that `actual` lacks or maps otherwise:
+/// another type, another analyzer or normalizer, or indexed where netwar keeps it stored
+/// only. Fields `actual` has beyond `expected` are no concern.
+fn compare_mappings(expected: &Value, actual: &Value, path: &str, differences: &mut Vec<String>) {
+    let Some(fields) = expected.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, wanted) in fields {
+        let field = format!("{path}{name}");
+        let Some(found) = actual.pointer(&format!("/properties/{name}")) else {
+            differences.push(format!("{field} is missing"));
+            continue;
+        };
+        let (wanted_type, found_type) = (field_type(wanted), field_type(found));
+        if wanted_type != found_type {
+            differences.push(format!("{field} is {found_type}, not {wanted_type}"));
+            continue;
+        }
+        for setting in ["analyzer", "normalizer"] {
+            if let Some(wanted) = wanted.get(setting).and_then(Value::as_str) {
+                let found = found.get(setting).and_then(Value::as_str);
+                if found != Some(wanted) {
+                    let found = found.map_or(format!("the default {setting}"), |found| {
+                        format!("{setting} {found}")
+                    });
+                    differences.push(format!("{field} has {found}, not {wanted}"));
+                }
+            }
+        }
+        if wanted.get("enabled") == Some(&Value::Bool(false))
+            && found.get("enabled") != Some(&Value::Bool(false))
+        {
+            differences.push(format!("{field} is indexed, not kept unindexed"));
+        }
+        compare_mappings(wanted, found, &format!("{field}."), differences);
+    }
+}
+
 /// The error for an alias name already taken by a plain index, which the server reports as
 /// an invalid alias name; said plainly, because the fix is on the operator's side.
 pub(super) fn explain_taken_alias(error: Error) -> Error {
@@ -317,5 +498,55 @@ pub(super) fn explain_taken_alias(error: Error) -> Error {
             }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mapping_netwar_makes_has_no_differences_from_itself() {
+        for family in Family::ALL {
+            let mut differences = Vec::new();
+            compare_mappings(&family.mappings(), &family.mappings(), "", &mut differences);
+            assert!(differences.is_empty(), "{family:?}: {differences:?}");
+        }
+    }
+
+    #[test]
+    fn a_mapping_made_by_hand_is_described_field_by_field() {
+        // What a cluster makes of documents written to an index without the template.
+        let dynamic = json!({"properties": {
+            "id": {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
+            "id_number": {"type": "long"},
+            "text": {"type": "text"},
+            "raw": {"properties": {"id": {"type": "text"}}},
+            "provenance": {"properties": {"tags": {"type": "text"}}},
+            "author_username": {"type": "keyword"}
+        }});
+        let mut differences = Vec::new();
+        compare_mappings(&Family::Tweets.mappings(), &dynamic, "", &mut differences);
+
+        for expected in [
+            "id is text, not keyword",
+            "text has the default analyzer, not netwar_text",
+            "raw is indexed, not kept unindexed",
+            "provenance.tags is text, not keyword",
+            "provenance.via is missing",
+            "author_username has the default normalizer, not netwar_lowercase",
+            "created_at is missing",
+        ] {
+            assert!(
+                differences.iter().any(|found| found == expected),
+                "`{expected}` not in {differences:?}"
+            );
+        }
+        assert!(
+            !differences
+                .iter()
+                .any(|found| found.starts_with("id_number")),
+            "{differences:?}"
+        );
     }
 }
