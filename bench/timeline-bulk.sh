@@ -91,6 +91,7 @@ user_index = "$run_id-tu"
 uri = "$NETWAR_TEST_NEO4J_URI"
 user = "${NETWAR_TEST_NEO4J_USER:-neo4j}"
 password = "${NETWAR_TEST_NEO4J_PASSWORD:-}"
+namespace = "$run_id"
 EOF
 elif [[ "$stores" != embedded ]]; then
     echo "--stores is embedded or servers" >&2
