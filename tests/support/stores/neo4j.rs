@@ -106,6 +106,10 @@ impl std::ops::Deref for TestGraph {
 
 #[async_trait]
 impl Graph for TestGraph {
+    fn backend(&self) -> &'static str {
+        self.graph.backend()
+    }
+
     async fn write_tweets(&self, tweets: &[TweetDoc]) -> Result<()> {
         self.graph.write_tweets(tweets).await
     }
