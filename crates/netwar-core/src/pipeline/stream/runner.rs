@@ -959,6 +959,11 @@ async fn keep_loop(
     let mut last_renewal = Instant::now();
     let mut last_rescan = Instant::now();
 
+    // The spool's depth is reported from the start (what a killed run left is in it), not
+    // only after the first period.
+    let snapshot = shared.snapshot();
+    telemetry::stream_spool(options.kind, snapshot.spool_tweets, snapshot.spool_bytes);
+
     while !*stop.borrow() {
         sleep_or_stop(KEEPER_PERIOD, &mut stop).await;
 
