@@ -5,7 +5,8 @@
 //! share of all posts, so the stream delivers more than one process stores; `stream-capture`
 //! runs as its own process (built beforehand), so its peak resident memory is its own.
 //!
-//!     cargo build --release -p stream-capture -p netwar-tests --example stream_bench
+//!     cargo build --release -p stream-capture
+//!     cargo build --release -p netwar-tests --example stream_bench
 //!     target/release/examples/stream_bench [--seconds 60] [--users 20000] [--clock-scale 3000]
 //!         [--stores embedded|servers]
 //!

@@ -3,12 +3,12 @@
 //! archive's count of tweets, the queue's jobs, the stream's reconnects and gaps.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use netwar_core::store::Stores;
 use netwar_core::xapi::Endpoint;
-use netwar_tests::bins::{command, run_async};
+use netwar_tests::bins::{command, run_async, signal_and_wait};
 use netwar_tests::prometheus::{self, Exposition};
 use netwar_tests::sim::{SimEnv, Truth};
 use serde_json::Value;
@@ -58,27 +58,8 @@ async fn scrape_until(
 }
 
 /// Sends SIGTERM and collects the exit code and output.
-async fn terminate(mut child: Child) -> (i32, String, String) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().expect("waiting").is_none() {
-            assert!(Instant::now() < deadline, "the process did not stop");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let output = child.wait_with_output().expect("output");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    })
-    .await
-    .expect("joined")
+async fn terminate(child: Child) -> (i32, String, String) {
+    signal_and_wait(child, "-TERM").await
 }
 
 /// The simulator's route for an endpoint: its path template, prefixed with the method where

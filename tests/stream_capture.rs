@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use netwar_core::model::{TweetDoc, Via};
 use netwar_core::pipeline::stream::{Gap, GapState, load_gaps};
 use netwar_core::store::Stores;
-use netwar_tests::bins::{command, run_async};
+use netwar_tests::bins::{command, run_async, signal_and_wait};
 use netwar_tests::services;
 use netwar_tests::sim::SimEnv;
 use serde_json::Value;
@@ -47,27 +47,8 @@ fn start_run(env: &SimEnv, extra: &[&str]) -> Child {
 }
 
 /// Sends a signal to a child and collects its exit code and output.
-async fn stop(mut child: Child, signal: &str) -> (i32, String, String) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().expect("waiting").is_none() {
-            assert!(Instant::now() < deadline, "the run did not stop");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let output = child.wait_with_output().expect("output");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    })
-    .await
-    .expect("joined")
+async fn stop(child: Child, signal: &str) -> (i32, String, String) {
+    signal_and_wait(child, signal).await
 }
 
 async fn cli(env: &SimEnv, args: &[&str]) -> (i32, String, String) {

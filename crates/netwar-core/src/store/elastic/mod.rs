@@ -304,12 +304,7 @@ impl ElasticArchive {
                 )
                 .await?
                 .success("search users without a numeric id")?;
-            let page = reply
-                .body
-                .pointer("/hits/hits")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let page = raw_hits(&reply.body);
             if page.is_empty() {
                 break;
             }
@@ -744,15 +739,20 @@ fn scan_position(id: &str, what: &str) -> Result<u64> {
         .map_err(|_| Error::store(STORE, format!("{what} id `{id}` is not a number")))
 }
 
-fn hits(body: &Value) -> Vec<Value> {
+/// The documents a search answered with, each with its metadata (`_id`, `sort`, …).
+fn raw_hits(body: &Value) -> Vec<Value> {
     body.pointer("/hits/hits")
         .and_then(Value::as_array)
-        .map(|hits| {
-            hits.iter()
-                .filter_map(|hit| hit.get("_source").cloned())
-                .collect()
-        })
+        .cloned()
         .unwrap_or_default()
+}
+
+/// The sources of the documents a search answered with.
+fn hits(body: &Value) -> Vec<Value> {
+    raw_hits(body)
+        .into_iter()
+        .filter_map(|mut hit| hit.get_mut("_source").map(Value::take))
+        .collect()
 }
 
 /// Applies one observed profile to the stored user by the rules every archive shares
@@ -1075,12 +1075,7 @@ impl Archive for ElasticArchive {
                 )
                 .await?
                 .success("search tweets")?;
-            let page = reply
-                .body
-                .pointer("/hits/hits")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let page = raw_hits(&reply.body);
             let full_page = page.len() == size;
             for hit in page {
                 after = hit.get("sort").cloned();
