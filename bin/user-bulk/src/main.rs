@@ -136,10 +136,7 @@ enum Into {
 async fn main() -> ExitCode {
     let cli: Cli = netwar_cli::parse();
     cli.common.init_logging();
-    match run(cli).await {
-        Ok(code) => ExitCode::from(code),
-        Err(error) => netwar_cli::report(&error),
-    }
+    netwar_cli::exit_code(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {

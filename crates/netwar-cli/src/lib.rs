@@ -124,6 +124,15 @@ impl CommonArgs {
     }
 }
 
+/// The exit code of a command's result: its own code when it finished, or the error rendered
+/// on stderr and mapped to its code ([`report`]) when it did not.
+pub fn exit_code(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => report(&error),
+    }
+}
+
 /// Prints an error and its causes to stderr and returns the exit code it maps to. The one
 /// place a binary turns a failure into text.
 pub fn report(error: &anyhow::Error) -> ExitCode {
