@@ -115,17 +115,10 @@ pub async fn export_tweets(
         for tweet in &page {
             match format {
                 TableFormat::Jsonl => {
-                    serde_json::to_writer(&mut *out, tweet)
-                        .map_err(|error| write_error(error.into()))?;
-                    out.write_all(b"\n").map_err(write_error)?;
+                    write_json_line(out, tweet)?;
                 }
                 TableFormat::Csv => {
-                    writeln!(
-                        out,
-                        "{}",
-                        csv_line(tweet_row(tweet).iter().map(String::as_str))
-                    )
-                    .map_err(write_error)?;
+                    write_csv_row(out, &tweet_row(tweet))?;
                 }
             }
         }
@@ -133,6 +126,17 @@ pub async fn export_tweets(
     }
     out.flush().map_err(write_error)?;
     Ok(count)
+}
+
+/// One record as a line of JSON.
+fn write_json_line(out: &mut dyn Write, record: &impl Serialize) -> Result<()> {
+    serde_json::to_writer(&mut *out, record).map_err(|error| write_error(error.into()))?;
+    out.write_all(b"\n").map_err(write_error)
+}
+
+/// One record as a line of CSV.
+fn write_csv_row(out: &mut dyn Write, row: &[String]) -> Result<()> {
+    writeln!(out, "{}", csv_line(row.iter().map(String::as_str))).map_err(write_error)
 }
 
 /// A user as exported in JSON lines: the stored user and its profile history.
@@ -167,17 +171,10 @@ pub async fn export_users(
                         user,
                         history: archive.user_history(&user.id).await?,
                     };
-                    serde_json::to_writer(&mut *out, &line)
-                        .map_err(|error| write_error(error.into()))?;
-                    out.write_all(b"\n").map_err(write_error)?;
+                    write_json_line(out, &line)?;
                 }
                 TableFormat::Csv => {
-                    writeln!(
-                        out,
-                        "{}",
-                        csv_line(user_row(user).iter().map(String::as_str))
-                    )
-                    .map_err(write_error)?;
+                    write_csv_row(out, &user_row(user))?;
                 }
             }
         }
